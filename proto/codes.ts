@@ -1,0 +1,85 @@
+/**
+ * Wire codes of the tickwire protocol: message types and close codes.
+ *
+ * This module imports nothing. PROTOCOL.md beside it is the written spec;
+ * test/proto-spec.test.ts checks that every code here is documented there.
+ */
+
+/** Bumped on any incompatible change to a frame layout. Sent in WELCOME. */
+export const PROTOCOL_VERSION = 1 as const
+
+/** First element of every frame (every frame is a MessagePack array). */
+export const MsgType = {
+  /** server -> client: `[1, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input]` */
+  WELCOME: 1,
+  /** server -> client: `[2, tick, baseTick, inputSeq, removed, changed, created]` */
+  STATE: 2,
+  /** server -> client: `[3, clientTime]`: answer to PING */
+  PONG: 3,
+  /** client -> server: `[16, seq, ackTick, ...inputValues]` */
+  INPUT: 16,
+  /** client -> server: `[17, ackTick]`: ack without input */
+  ACK: 17,
+  /** client -> server: `[18, clientTime]`: answered by PONG */
+  PING: 18,
+} as const
+export type MsgType = (typeof MsgType)[keyof typeof MsgType]
+
+/**
+ * Close codes the server uses. 1000-1015 are the standard WebSocket codes;
+ * 4000-4099 are tickwire's. The reason string sent in the close frame is the
+ * `reason` here, so clients in any language can match on the number.
+ */
+export const CloseCode = {
+  /** The server is shutting down (SIGTERM/SIGINT). Reconnect later. */
+  SHUTDOWN: 1001,
+  /** A frame larger than the server's max message size (sent by uWS itself). */
+  TOO_BIG: 1009,
+  /** The frame is not valid MessagePack, or not an array with a known type. */
+  BAD_MESSAGE: 4000,
+  /** The frame decoded but a field has the wrong type, is not finite, or is out of range. */
+  BAD_INPUT: 4001,
+  /** More messages per second than the input rate limit allows. */
+  RATE_LIMITED: 4002,
+  /** The client could not keep up: too many bytes buffered toward it, or skipped for too long. */
+  TOO_SLOW: 4003,
+  /** The requested room has no free seat. */
+  ROOM_FULL: 4004,
+  /** The client acknowledged a tick that the server never sent to it. */
+  BAD_ACK: 4005,
+  /** A text frame: the protocol is binary only. */
+  TEXT_FRAME: 4006,
+  /** The server has no room for another room or player (its configured limits are reached). */
+  SERVER_FULL: 4007,
+  /** A send that the client's state depends on was dropped by the transport; the client must rejoin. */
+  DESYNC: 4008,
+} as const
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
+
+/** The reason string sent with each close code (at most 123 bytes by the WebSocket spec). */
+export const CloseReason: { readonly [K in keyof typeof CloseCode]: string } = {
+  SHUTDOWN: 'server shutting down',
+  TOO_BIG: 'message too big',
+  BAD_MESSAGE: 'malformed message',
+  BAD_INPUT: 'invalid input',
+  RATE_LIMITED: 'input rate limit exceeded',
+  TOO_SLOW: 'client too slow',
+  ROOM_FULL: 'room full',
+  BAD_ACK: 'ack of a tick never sent',
+  TEXT_FRAME: 'binary frames only',
+  SERVER_FULL: 'server full',
+  DESYNC: 'transport dropped a state frame',
+}
+
+/** Close code number -> its name, e.g. 4003 -> 'TOO_SLOW'. */
+export function closeCodeName(code: number): keyof typeof CloseCode | undefined {
+  for (const k in CloseCode) {
+    const key = k as keyof typeof CloseCode
+    if (CloseCode[key] === code) return key
+  }
+  return undefined
+}
+
+/** Upgrade query limits, enforced with HTTP 400 before the upgrade. */
+export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/
+export const MAX_NAME_BYTES = 32

@@ -1,0 +1,4 @@
+/** The tickwire wire protocol: codes, frame layouts and the MessagePack writer. Imports nothing else of tickwire. */
+export * from './codes.js'
+export * from './messages.js'
+export * from './msgpack.js'

@@ -1,0 +1,247 @@
+/**
+ * Frame layouts of the tickwire protocol, shared by the server and the client
+ * SDK. Every frame is one MessagePack array whose first element is a `MsgType`.
+ * See PROTOCOL.md for the byte-level spec.
+ */
+import { Packr, Unpackr } from 'msgpackr'
+import { MsgType, PROTOCOL_VERSION } from './codes.js'
+
+/** A replicated entity field: values travel as `round(value / quantum)`. */
+export interface FieldSpec {
+  readonly name: string
+  /** Smallest step the client can see, in the field's unit (e.g. 0.25 world units). */
+  readonly quantum: number
+}
+
+/** One value of a client input: an integer in [min, max]. */
+export interface InputSpec {
+  readonly name: string
+  readonly min: number
+  readonly max: number
+}
+
+/** First frame on every connection. */
+export interface Welcome {
+  readonly version: number
+  readonly playerId: number
+  readonly roomId: string
+  readonly tickHz: number
+  /** The entity this player controls. */
+  readonly entityId: number
+  /** How many past ticks the server can delta against; clients keep at least this many. */
+  readonly historyTicks: number
+  readonly fields: readonly FieldSpec[]
+  readonly input: readonly InputSpec[]
+}
+
+/**
+ * A state update. `baseTick` 0 means a full state: the client clears its table
+ * first. Otherwise it applies the frame to its copy of tick `baseTick`.
+ * `changed` is flat: `id, mask, zigzag(delta)...` with one delta per set mask
+ * bit in field order. `created` is flat: `id, value...` with every field.
+ */
+export interface StateFrame {
+  readonly tick: number
+  readonly baseTick: number
+  /** Sequence number of the last input the server applied for this player (0: none). */
+  readonly inputSeq: number
+  readonly removed: readonly number[]
+  readonly changed: readonly number[]
+  readonly created: readonly number[]
+}
+
+export type ServerMessage =
+  | ({ readonly type: typeof MsgType.WELCOME } & Welcome)
+  | ({ readonly type: typeof MsgType.STATE } & StateFrame)
+  | { readonly type: typeof MsgType.PONG; readonly clientTime: number }
+
+// Plain MessagePack only: no records, no extensions on the wire.
+const packr = new Packr({ useRecords: false, variableMapSize: true })
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
+
+/** Encodes a WELCOME frame. Runs once per connection, so msgpackr's general encoder is fine here. */
+export function encodeWelcome(w: Welcome): Uint8Array {
+  return packr.pack([
+    MsgType.WELCOME,
+    w.version,
+    w.playerId,
+    w.roomId,
+    w.tickHz,
+    w.entityId,
+    w.historyTicks,
+    w.fields.map((f) => [f.name, f.quantum]),
+    w.input.map((i) => [i.name, i.min, i.max]),
+  ])
+}
+
+/** Encodes a PONG frame. */
+export function encodePong(clientTime: number): Uint8Array {
+  return packr.pack([MsgType.PONG, clientTime])
+}
+
+/** Encodes an INPUT frame (client side). */
+export function encodeInput(seq: number, ackTick: number, values: ArrayLike<number>): Uint8Array {
+  const arr: number[] = [MsgType.INPUT, seq, ackTick]
+  for (let i = 0; i < values.length; i++) arr.push(values[i] as number)
+  return packr.pack(arr)
+}
+
+/** Encodes an ACK frame (client side). */
+export function encodeAck(ackTick: number): Uint8Array {
+  return packr.pack([MsgType.ACK, ackTick])
+}
+
+/** Encodes a PING frame (client side). */
+export function encodePing(clientTime: number): Uint8Array {
+  return packr.pack([MsgType.PING, clientTime])
+}
+
+/** Thrown by `decodeServerMessage` for a frame that does not follow the spec. */
+export class ProtocolError extends Error {
+  override name = 'ProtocolError'
+}
+
+const isInt = Number.isSafeInteger
+function isIntArray(a: unknown): a is number[] {
+  if (!Array.isArray(a)) return false
+  for (let i = 0; i < a.length; i++) if (!isInt(a[i])) return false
+  return true
+}
+
+/** Decodes and checks a server frame (client side). Throws `ProtocolError` on anything off-spec. */
+export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
+  let m: unknown
+  try {
+    m = unpackr.unpack(bytes)
+  } catch (err) {
+    throw new ProtocolError(`not MessagePack: ${(err as Error).message}`)
+  }
+  if (!Array.isArray(m)) throw new ProtocolError('frame is not an array')
+  switch (m[0]) {
+    case MsgType.STATE: {
+      const [, tick, baseTick, inputSeq, removed, changed, created] = m
+      if (m.length !== 7 || !isInt(tick) || !isInt(baseTick) || !isInt(inputSeq)) {
+        throw new ProtocolError('bad STATE header')
+      }
+      if (!isIntArray(removed) || !isIntArray(changed) || !isIntArray(created)) {
+        throw new ProtocolError('bad STATE body')
+      }
+      return { type: MsgType.STATE, tick, baseTick, inputSeq, removed, changed, created }
+    }
+    case MsgType.WELCOME: {
+      const [, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input] = m
+      if (
+        m.length !== 9 ||
+        !isInt(version) ||
+        !isInt(playerId) ||
+        typeof roomId !== 'string' ||
+        typeof tickHz !== 'number' ||
+        !isInt(entityId) ||
+        !isInt(historyTicks) ||
+        !Array.isArray(fields) ||
+        !Array.isArray(input)
+      ) {
+        throw new ProtocolError('bad WELCOME')
+      }
+      const f: FieldSpec[] = fields.map((x: unknown) => {
+        if (!Array.isArray(x) || typeof x[0] !== 'string' || typeof x[1] !== 'number') {
+          throw new ProtocolError('bad WELCOME field spec')
+        }
+        return { name: x[0], quantum: x[1] }
+      })
+      const inp: InputSpec[] = input.map((x: unknown) => {
+        if (!Array.isArray(x) || typeof x[0] !== 'string' || !isInt(x[1]) || !isInt(x[2])) {
+          throw new ProtocolError('bad WELCOME input spec')
+        }
+        return { name: x[0], min: x[1], max: x[2] }
+      })
+      return { type: MsgType.WELCOME, version, playerId, roomId, tickHz, entityId, historyTicks, fields: f, input: inp }
+    }
+    case MsgType.PONG:
+      if (m.length !== 2 || typeof m[1] !== 'number') throw new ProtocolError('bad PONG')
+      return { type: MsgType.PONG, clientTime: m[1] }
+    default:
+      throw new ProtocolError(`unknown message type ${String(m[0])}`)
+  }
+}
+
+/** Why a client frame was refused; each maps to a close code (see `ClientError` below). */
+export const ClientError = {
+  /** Not MessagePack, not an array, or an unknown type: close BAD_MESSAGE. */
+  MALFORMED: 'malformed',
+  /** Wrong element count or element types, NaN/Infinity, non-integers: close BAD_INPUT. */
+  TYPE: 'type',
+  /** An input value outside its [min, max]: close BAD_INPUT. */
+  RANGE: 'range',
+} as const
+export type ClientError = (typeof ClientError)[keyof typeof ClientError]
+
+/** A decoded client frame; one instance is reused per connection so parsing allocates little. */
+export interface ClientMessage {
+  type: number
+  seq: number
+  ackTick: number
+  clientTime: number
+  /** Input values, length = the game's input spec length. */
+  readonly values: Int32Array
+}
+
+export function newClientMessage(inputCount: number): ClientMessage {
+  return { type: 0, seq: 0, ackTick: 0, clientTime: 0, values: new Int32Array(inputCount) }
+}
+
+const U32_MAX = 0xffffffff
+function isU32(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= U32_MAX
+}
+
+/**
+ * Decodes and strictly validates one client frame (server side) into `out`.
+ * Must run synchronously inside the socket's message callback: uWS frees the
+ * buffer afterwards. Never throws; returns null when valid, else the reason.
+ * Sequence and ack checks that need connection state are the caller's.
+ */
+export function parseClientMessage(bytes: Uint8Array, spec: readonly InputSpec[], out: ClientMessage): ClientError | null {
+  let m: unknown
+  try {
+    m = unpackr.unpack(bytes)
+  } catch {
+    return ClientError.MALFORMED
+  }
+  if (!Array.isArray(m)) return ClientError.MALFORMED
+  const type = m[0]
+  out.type = typeof type === 'number' ? type : 0
+  switch (type) {
+    case MsgType.INPUT: {
+      if (m.length !== 3 + spec.length) return ClientError.TYPE
+      const seq = m[1]
+      const ack = m[2]
+      if (!isU32(seq) || seq === 0 || !isU32(ack)) return ClientError.TYPE
+      for (let i = 0; i < spec.length; i++) {
+        const v = m[3 + i]
+        if (typeof v !== 'number' || !Number.isInteger(v)) return ClientError.TYPE
+        const s = spec[i] as InputSpec
+        if (v < s.min || v > s.max) return ClientError.RANGE
+        out.values[i] = v
+      }
+      out.seq = seq
+      out.ackTick = ack
+      return null
+    }
+    case MsgType.ACK: {
+      if (m.length !== 2 || !isU32(m[1])) return ClientError.TYPE
+      out.ackTick = m[1]
+      return null
+    }
+    case MsgType.PING: {
+      const t = m[1]
+      if (m.length !== 2 || typeof t !== 'number' || !Number.isFinite(t)) return ClientError.TYPE
+      out.clientTime = t
+      return null
+    }
+    default:
+      return ClientError.MALFORMED
+  }
+}
+
+export { PROTOCOL_VERSION }

@@ -1,0 +1,173 @@
+/**
+ * Configuration: one table of options with defaults, units and bounds.
+ * Each option is read from its CLI flag, else its environment variable, else
+ * the default; all are validated once at start-up and the result is frozen.
+ * Errors name the option, the value and what was expected.
+ */
+
+type Kind = 'int' | 'number' | 'string' | 'bool'
+
+interface OptionSpec {
+  readonly kind: Kind
+  readonly default: number | string | boolean
+  readonly unit: string
+  readonly min?: number
+  readonly max?: number
+  readonly doc: string
+}
+
+/** The option table. Flags are `--kebab-case` of the key; env vars `TICKWIRE_SNAKE_CASE`. */
+export const OPTIONS = {
+  port: { kind: 'int', default: 9001, unit: 'port', min: 0, max: 65535, doc: 'public port: /play, /healthz, /readyz (0 picks a free port)' },
+  host: { kind: 'string', default: '0.0.0.0', unit: 'address', doc: 'address the public port binds to' },
+  metricsPort: { kind: 'int', default: 9464, unit: 'port', min: 0, max: 65535, doc: 'Prometheus /metrics port; 0 disables it' },
+  metricsHost: { kind: 'string', default: '0.0.0.0', unit: 'address', doc: 'address the metrics port binds to' },
+  tickHz: { kind: 'number', default: 30, unit: 'Hz', min: 1, max: 240, doc: 'simulation and send rate' },
+  maxCatchUpTicks: { kind: 'int', default: 3, unit: 'ticks', min: 0, max: 100, doc: 'late ticks run back to back before the rest are skipped' },
+  maxPlayersPerRoom: { kind: 'int', default: 64, unit: 'players', min: 1, max: 4096, doc: 'seats per room' },
+  maxRooms: { kind: 'int', default: 1000, unit: 'rooms', min: 1, max: 100000, doc: 'rooms per process' },
+  maxPlayers: { kind: 'int', default: 15000, unit: 'players', min: 1, max: 1000000, doc: 'connected players per process' },
+  aoiRadius: { kind: 'number', default: 300, unit: 'world units', min: 1, max: 1e6, doc: 'a player sees entities within about this distance (grid cells of this size around it)' },
+  maxVisible: { kind: 'int', default: 128, unit: 'entities', min: 2, max: 1024, doc: 'most entities one player is sent (nearest grid cells first)' },
+  historyTicks: { kind: 'int', default: 32, unit: 'ticks', min: 4, max: 1024, doc: 'snapshots kept per room to delta against' },
+  ackWindow: { kind: 'int', default: 12, unit: 'ticks', min: 1, max: 512, doc: 'sent-but-unacked frames allowed before a player is paused (must be < history-ticks)' },
+  softBackpressure: { kind: 'int', default: 64 * 1024, unit: 'bytes', min: 1024, max: 64 * 1024 * 1024, doc: 'buffered bytes above which a player\'s frame is skipped this tick' },
+  hardBackpressure: { kind: 'int', default: 512 * 1024, unit: 'bytes', min: 2048, max: 256 * 1024 * 1024, doc: 'buffered bytes above which a player is closed (TOO_SLOW)' },
+  maxStallSeconds: { kind: 'number', default: 20, unit: 's', min: 1, max: 3600, doc: 'a player skipped this long without a break is closed (TOO_SLOW)' },
+  inputRate: { kind: 'number', default: 120, unit: 'messages/s', min: 1, max: 10000, doc: 'sustained client messages per second per socket' },
+  inputBurst: { kind: 'int', default: 60, unit: 'messages', min: 1, max: 100000, doc: 'client messages allowed in a burst above the rate' },
+  maxMessageBytes: { kind: 'int', default: 512, unit: 'bytes', min: 64, max: 65536, doc: 'largest client frame; larger closes with 1009' },
+  idleTimeout: { kind: 'int', default: 32, unit: 's', min: 8, max: 960, doc: 'close a socket silent this long (pings are sent automatically)' },
+  seed: { kind: 'int', default: 0, unit: '', min: 0, max: 0xffffffff, doc: 'random seed for rooms; 0 picks one at start' },
+  logLevel: { kind: 'string', default: 'info', unit: 'level', doc: 'error | warn | info | debug' },
+} as const satisfies Record<string, OptionSpec>
+
+export type OptionName = keyof typeof OPTIONS
+type ValueOf<K extends OptionName> = (typeof OPTIONS)[K]['kind'] extends 'string'
+  ? string
+  : (typeof OPTIONS)[K]['kind'] extends 'bool'
+    ? boolean
+    : number
+export type Config = { readonly [K in OptionName]: ValueOf<K> }
+
+/** Thrown for any invalid option; `message` is meant for the operator. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug']
+
+export function flagName(key: string): string {
+  return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())
+}
+export function envName(key: string): string {
+  return 'TICKWIRE_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase()
+}
+
+function parseValue(key: string, spec: OptionSpec, raw: string, source: string): number | string | boolean {
+  const where = `${source} (${key})`
+  switch (spec.kind) {
+    case 'string':
+      return raw
+    case 'bool':
+      if (raw === 'true' || raw === '1') return true
+      if (raw === 'false' || raw === '0') return false
+      throw new ConfigError(`${where}: got ${JSON.stringify(raw)}, expected true or false`)
+    default: {
+      const n = raw.trim() === '' ? NaN : Number(raw)
+      const intNeeded = spec.kind === 'int'
+      if (!Number.isFinite(n) || (intNeeded && !Number.isInteger(n))) {
+        throw new ConfigError(`${where}: got ${JSON.stringify(raw)}, expected ${intNeeded ? 'an integer' : 'a number'} (${spec.unit})`)
+      }
+      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
+        throw new ConfigError(`${where}: got ${n}, expected ${spec.min} to ${spec.max} ${spec.unit}`)
+      }
+      return n
+    }
+  }
+}
+
+export interface ParseResult {
+  readonly config: Config
+  readonly help: boolean
+}
+
+/**
+ * Builds the config from CLI arguments (`--port 9001` or `--port=9001`) and the
+ * environment. Throws ConfigError naming the offending option.
+ */
+export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): ParseResult {
+  const byFlag = new Map<string, OptionName>()
+  for (const key of Object.keys(OPTIONS) as OptionName[]) byFlag.set(flagName(key), key)
+  const fromArgs = new Map<OptionName, string>()
+  let help = false
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    if (arg === '--help' || arg === '-h') {
+      help = true
+      continue
+    }
+    const eq = arg.indexOf('=')
+    const flag = eq >= 0 ? arg.slice(0, eq) : arg
+    const key = byFlag.get(flag)
+    if (!key) throw new ConfigError(`unknown option ${JSON.stringify(flag)}; see --help`)
+    let value: string | undefined
+    if (eq >= 0) value = arg.slice(eq + 1)
+    else value = argv[++i]
+    if (value === undefined) throw new ConfigError(`${flag} needs a value`)
+    fromArgs.set(key, value)
+  }
+  const out: Record<string, number | string | boolean> = {}
+  for (const key of Object.keys(OPTIONS) as OptionName[]) {
+    const spec: OptionSpec = OPTIONS[key]
+    const arg = fromArgs.get(key)
+    const ev = env[envName(key)]
+    if (arg !== undefined) out[key] = parseValue(key, spec, arg, flagName(key))
+    else if (ev !== undefined && ev !== '') out[key] = parseValue(key, spec, ev, envName(key))
+    else out[key] = spec.default
+  }
+  const config = out as unknown as Config
+  crossCheck(config)
+  return { config: Object.freeze(config), help }
+}
+
+/** Rules between options. */
+function crossCheck(c: Config): void {
+  if (c.hardBackpressure <= c.softBackpressure) {
+    throw new ConfigError(
+      `--hard-backpressure (${c.hardBackpressure} bytes) must be greater than --soft-backpressure (${c.softBackpressure} bytes)`,
+    )
+  }
+  if (c.ackWindow >= c.historyTicks) {
+    throw new ConfigError(`--ack-window (${c.ackWindow} ticks) must be less than --history-ticks (${c.historyTicks} ticks)`)
+  }
+  if (!LOG_LEVELS.includes(c.logLevel)) {
+    throw new ConfigError(`--log-level: got ${JSON.stringify(c.logLevel)}, expected one of ${LOG_LEVELS.join(', ')}`)
+  }
+  if (c.metricsPort !== 0 && c.metricsPort === c.port && c.port !== 0) {
+    throw new ConfigError(`--metrics-port (${c.metricsPort}) must differ from --port`)
+  }
+}
+
+/** The defaults, for tests and embedding. */
+export function defaultConfig(overrides: Partial<Config> = {}): Config {
+  const c = { ...parseConfig([], {}).config, ...overrides }
+  crossCheck(c)
+  return Object.freeze(c)
+}
+
+/** The `--help` text: the option table. */
+export function helpText(): string {
+  const rows = (Object.keys(OPTIONS) as OptionName[]).map((key) => {
+    const s: OptionSpec = OPTIONS[key]
+    const range = s.min !== undefined ? ` [${s.min}..${s.max}]` : ''
+    return `  ${flagName(key).padEnd(22)} ${envName(key).padEnd(30)} ${String(s.default).padEnd(10)} ${s.unit}${range}\n      ${s.doc}`
+  })
+  return [
+    'Usage: tickwire [options]   (each option also reads its environment variable)',
+    '',
+    `  ${'flag'.padEnd(22)} ${'environment'.padEnd(30)} ${'default'.padEnd(10)} unit [range]`,
+    ...rows,
+    '',
+  ].join('\n')
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/env node
+/**
+ * Composition root: builds rooms, the network server, the tick loop and the
+ * metrics endpoint from a validated config. Run directly, it is the CLI:
+ * `node dist/src/main.js [--help] [options]`.
+ */
+import { randomInt } from 'node:crypto'
+import { realpathSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { ConfigError, defaultConfig, helpText, parseConfig, type Config } from './config.js'
+import { arena } from './games/arena.js'
+import { createLogger, type Logger } from './log.js'
+import { Metrics } from './metrics/registry.js'
+import { serveMetrics, type MetricsEndpoint } from './net/metrics-http.js'
+import { GameServer } from './net/server.js'
+import { assertNativeUws } from './net/uws.js'
+import { maxFrameBytes } from './replicate/replicator.js'
+import { systemClock, type Clock } from './sim/clock.js'
+import type { Game } from './sim/game.js'
+import { TickLoop } from './sim/loop.js'
+import { Rooms } from './sim/room.js'
+
+/** uWS core v20.43 can lose an uncorked send of >= 16 KiB; we cork, and also keep every frame below it. */
+const MAX_SAFE_FRAME = 16 * 1024
+
+export interface StartOptions {
+  /** The game to run; default: the reference arena. */
+  readonly game?: Game
+  readonly log?: Logger
+  readonly clock?: Clock
+}
+
+/** A running tickwire process. */
+export interface Tickwire {
+  readonly config: Config
+  /** Public port actually bound. */
+  readonly port: number
+  /** Metrics port actually bound, or 0 when disabled. */
+  readonly metricsPort: number
+  readonly server: GameServer
+  readonly rooms: Rooms
+  readonly loop: TickLoop
+  readonly metrics: Metrics
+  /** Graceful stop: not ready, listen socket closed, players closed with SHUTDOWN, loop stopped. */
+  stop(): void
+}
+
+/** Starts tickwire with `config` (validated) and resolves once both ports are bound. */
+export async function start(config: Config, opts: StartOptions = {}): Promise<Tickwire> {
+  assertNativeUws()
+  const game = opts.game ?? arena
+  const log = opts.log ?? createLogger(config.logLevel)
+  const frameMax = maxFrameBytes(config.maxVisible, game.fields.length)
+  if (frameMax >= MAX_SAFE_FRAME) {
+    throw new ConfigError(
+      `--max-visible ${config.maxVisible} allows STATE frames of up to ${frameMax} bytes with ${game.fields.length} fields; keep them under ${MAX_SAFE_FRAME}`,
+    )
+  }
+  const seed = config.seed !== 0 ? config.seed : randomInt(1, 0xffffffff)
+  const rooms = new Rooms(game, {
+    maxPlayersPerRoom: config.maxPlayersPerRoom,
+    maxRooms: config.maxRooms,
+    cellSize: config.aoiRadius,
+    seed,
+  })
+  const server = new GameServer(rooms, config, log)
+  const clock = opts.clock ?? systemClock
+  const dt = 1 / config.tickHz
+  let metrics: Metrics | undefined
+  const loop = new TickLoop({
+    hz: config.tickHz,
+    maxCatchUpTicks: config.maxCatchUpTicks,
+    clock,
+    onTick: (tick) => {
+      const t0 = clock.now()
+      rooms.step(dt, tick)
+      server.sendTick(tick)
+      metrics?.observeTick((clock.now() - t0) / 1000)
+    },
+  })
+  metrics = new Metrics({
+    stats: server.stats,
+    loop,
+    rooms: () => rooms.list.length,
+    players: () => rooms.players,
+    tickBudgetSeconds: dt,
+  })
+  const port = await server.listen()
+  let endpoint: MetricsEndpoint | null = null
+  if (config.metricsPort !== 0) {
+    try {
+      const m = metrics
+      endpoint = await serveMetrics(config.metricsHost, config.metricsPort, m.contentType, () => m.text(), log)
+    } catch (err) {
+      server.shutdown()
+      throw err
+    }
+  }
+  loop.start()
+  log.info('tickwire listening', {
+    port,
+    metricsPort: endpoint?.port ?? 0,
+    game: game.name,
+    tickHz: config.tickHz,
+    seed,
+    pid: process.pid,
+  })
+  return {
+    config,
+    port,
+    metricsPort: endpoint?.port ?? 0,
+    server,
+    rooms,
+    loop,
+    metrics,
+    stop() {
+      server.shutdown()
+      loop.stop()
+      endpoint?.close()
+    },
+  }
+}
+
+/** CLI entry: parse, start, stop gracefully on SIGINT/SIGTERM (exit 0). Exit 2 on bad config, 1 on start failure. */
+export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  let config: Config
+  try {
+    const parsed = parseConfig(argv, env)
+    if (parsed.help) {
+      process.stdout.write(helpText())
+      return
+    }
+    config = parsed.config
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`tickwire: ${err.message}\n`)
+      process.exitCode = 2
+      return
+    }
+    throw err
+  }
+  const log = createLogger(config.logLevel)
+  let tw: Tickwire
+  try {
+    tw = await start(config, { log })
+  } catch (err) {
+    log.error('tickwire failed to start', { error: (err as Error).message })
+    process.exitCode = err instanceof ConfigError ? 2 : 1
+    return
+  }
+  let stopping = false
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn('second signal: exiting now', { signal: sig })
+      process.exit(1)
+    }
+    stopping = true
+    log.info('stopping', { signal: sig, players: tw.rooms.players })
+    tw.stop()
+    // Let the close frames reach the kernel, then leave.
+    setTimeout(() => process.exit(0), 50)
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+}
+
+export { defaultConfig }
+
+function isEntry(): boolean {
+  const argv1 = process.argv[1]
+  if (!argv1) return false
+  try {
+    return realpathSync(argv1) === realpathSync(fileURLToPath(import.meta.url))
+  } catch {
+    return false
+  }
+}
+
+if (isEntry()) {
+  main(process.argv.slice(2), process.env).catch((err: Error) => {
+    process.stderr.write(`tickwire: ${err.stack ?? err.message}\n`)
+    process.exit(1)
+  })
+}

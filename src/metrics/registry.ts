@@ -1,0 +1,124 @@
+/**
+ * The Prometheus registry. Counters are read from `Stats` and the tick loop
+ * at scrape time (prom-client `collect`), so the hot path never calls into
+ * prom-client; only the tick-duration histogram is observed per tick (once
+ * per process, not per player). No per-player or per-room labels.
+ */
+import client from 'prom-client'
+import type { Stats } from './stats.js'
+
+/** What the registry reads at scrape time. */
+export interface MetricsSources {
+  readonly stats: Stats
+  readonly loop: { readonly tick: number; readonly overruns: number; readonly catchUpTicks: number; readonly skippedSlots: number }
+  readonly rooms: () => number
+  readonly players: () => number
+  /** Tick budget in seconds (1 / tick rate), exported as a gauge for dashboards. */
+  readonly tickBudgetSeconds: number
+}
+
+/** Metric names prom-client's default metrics export as gauges ending in _total (see README: promtool allowlist). */
+export const DEFAULT_TOTAL_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const
+
+export class Metrics {
+  readonly registry = new client.Registry()
+  readonly #tickDuration: client.Histogram
+
+  constructor(src: MetricsSources, prefix = 'tickwire_') {
+    const r = this.registry
+    client.collectDefaultMetrics({ register: r })
+    this.#tickDuration = new client.Histogram({
+      name: `${prefix}tick_duration_seconds`,
+      help: 'Wall time of one tick: inputs, simulation, encode and send',
+      buckets: [0.0005, 0.001, 0.002, 0.004, 0.008, 0.012, 0.016, 0.025, 0.033, 0.05, 0.1, 0.25],
+      registers: [r],
+    })
+    new client.Gauge({
+      name: `${prefix}tick_budget_seconds`,
+      help: 'Time available per tick (1 / tick rate)',
+      registers: [r],
+      collect() {
+        this.set(src.tickBudgetSeconds)
+      },
+    })
+    const { stats, loop } = src
+    counter(r, `${prefix}ticks_total`, 'Simulation ticks run', () => loop.tick)
+    counter(r, `${prefix}tick_overruns_total`, 'Ticks that took longer than the tick budget', () => loop.overruns)
+    counter(r, `${prefix}tick_catchup_total`, 'Ticks run late, back to back, to catch up', () => loop.catchUpTicks)
+    counter(r, `${prefix}ticks_skipped_total`, 'Tick slots dropped because the loop fell too far behind', () => loop.skippedSlots)
+    new client.Gauge({
+      name: `${prefix}players`,
+      help: 'Players seated in rooms',
+      registers: [r],
+      collect() {
+        this.set(src.players())
+      },
+    })
+    new client.Gauge({
+      name: `${prefix}rooms`,
+      help: 'Rooms open',
+      registers: [r],
+      collect() {
+        this.set(src.rooms())
+      },
+    })
+    counter(r, `${prefix}connections_total`, 'WebSocket connections opened', () => stats.connections)
+    counter(r, `${prefix}sent_bytes_total`, 'Bytes of WebSocket payload sent (state frames, welcomes, pongs)', () => stats.bytesSent)
+    counter(r, `${prefix}state_frames_sent_total`, 'STATE frames sent', () => stats.framesSent)
+    counter(r, `${prefix}received_bytes_total`, 'Bytes of WebSocket payload received', () => stats.bytesReceived)
+    counter(r, `${prefix}received_messages_total`, 'WebSocket messages received', () => stats.messagesReceived)
+    counter(r, `${prefix}inputs_total`, 'Valid INPUT messages accepted', () => stats.inputsApplied)
+    labeled(r, `${prefix}deltas_skipped_total`, 'Frames not sent to a player this tick, by backpressure layer', 'reason', stats.skipped)
+    labeled(r, `${prefix}full_states_total`, 'Full states sent instead of deltas (join, or the acked baseline left the history: a resync)', 'reason', stats.fullStates)
+    labeled(r, `${prefix}disconnects_total`, 'Sockets closed, by reason', 'reason', stats.disconnects)
+    labeled(r, `${prefix}inputs_rejected_total`, 'Client messages rejected (each closes its socket), by reason', 'reason', stats.rejected)
+    labeled(r, `${prefix}http_rejected_total`, 'HTTP requests and upgrades refused on the public port, by reason', 'reason', stats.upgradesRejected)
+  }
+
+  /** Records one tick's duration. */
+  observeTick(seconds: number): void {
+    this.#tickDuration.observe(seconds)
+  }
+
+  get contentType(): string {
+    return this.registry.contentType
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics()
+  }
+}
+
+/** A counter whose value is read from `read()` at scrape time. */
+function counter(r: client.Registry, name: string, help: string, read: () => number): void {
+  let last = 0
+  new client.Counter({
+    name,
+    help,
+    registers: [r],
+    collect() {
+      const v = read()
+      if (v > last) this.inc(v - last)
+      last = v
+    },
+  })
+}
+
+/** A counter with one label whose per-label values are read from `record` at scrape time. */
+function labeled(r: client.Registry, name: string, help: string, label: string, record: Record<string, number>): void {
+  const last: Record<string, number> = {}
+  const c = new client.Counter({
+    name,
+    help,
+    labelNames: [label],
+    registers: [r],
+    collect() {
+      for (const [k, v] of Object.entries(record)) {
+        const prev = last[k] ?? 0
+        if (v > prev) this.inc({ [label]: k }, v - prev)
+        last[k] = v
+      }
+    },
+  })
+  for (const k of Object.keys(record)) c.inc({ [label]: k }, 0)
+}

@@ -1,0 +1,68 @@
+/**
+ * Plain counters the hot path bumps (a property increment, no labels, no
+ * allocation). The Prometheus registry (registry.ts) reads them at scrape
+ * time, so nothing on the tick path touches prom-client.
+ */
+
+/** Why a socket closed, as counted in `tickwire_disconnects_total{reason}`. */
+export const DisconnectReason = {
+  CLIENT_CLOSED: 'client_closed',
+  ABNORMAL: 'abnormal',
+  SHUTDOWN: 'shutdown',
+  TOO_SLOW: 'too_slow',
+  RATE_LIMITED: 'rate_limited',
+  BAD_MESSAGE: 'bad_message',
+  BAD_INPUT: 'bad_input',
+  BAD_ACK: 'bad_ack',
+  TEXT_FRAME: 'text_frame',
+  TOO_BIG: 'too_big',
+  ROOM_FULL: 'room_full',
+  SERVER_FULL: 'server_full',
+  DESYNC: 'desync',
+} as const
+export type DisconnectReason = (typeof DisconnectReason)[keyof typeof DisconnectReason]
+
+/** Why a client message was rejected, as counted in `tickwire_inputs_rejected_total{reason}`. */
+export const RejectReason = {
+  MALFORMED: 'malformed',
+  TYPE: 'type',
+  RANGE: 'range',
+  SEQUENCE: 'sequence',
+  BAD_ACK: 'bad_ack',
+  RATE_LIMITED: 'rate_limited',
+  TEXT_FRAME: 'text_frame',
+  TOO_BIG: 'too_big',
+} as const
+export type RejectReason = (typeof RejectReason)[keyof typeof RejectReason]
+
+/** Why a player's frame was not sent this tick: `tickwire_deltas_skipped_total{reason}`. */
+export const SkipReason = { ACK_WINDOW: 'ack_window', BUFFERED: 'buffered' } as const
+export type SkipReason = (typeof SkipReason)[keyof typeof SkipReason]
+
+/** Why a full state was sent: `tickwire_full_states_total{reason}`. */
+export const FullStateReason = { JOIN: 'join', BASELINE_EXPIRED: 'baseline_expired' } as const
+export type FullStateReason = (typeof FullStateReason)[keyof typeof FullStateReason]
+
+/** Why an upgrade was refused with an HTTP status: `tickwire_upgrades_rejected_total{reason}`. */
+export const UpgradeRejectReason = { BAD_QUERY: 'bad_query', NOT_READY: 'not_ready', NOT_FOUND: 'not_found' } as const
+export type UpgradeRejectReason = (typeof UpgradeRejectReason)[keyof typeof UpgradeRejectReason]
+
+function zeroes<T extends string>(values: Record<string, T>): Record<T, number> {
+  const out = {} as Record<T, number>
+  for (const v of Object.values(values)) out[v] = 0
+  return out
+}
+
+export class Stats {
+  connections = 0
+  bytesSent = 0
+  framesSent = 0
+  bytesReceived = 0
+  messagesReceived = 0
+  inputsApplied = 0
+  readonly disconnects = zeroes(DisconnectReason)
+  readonly rejected = zeroes(RejectReason)
+  readonly skipped = zeroes(SkipReason)
+  readonly fullStates = zeroes(FullStateReason)
+  readonly upgradesRejected = zeroes(UpgradeRejectReason)
+}

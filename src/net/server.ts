@@ -1,0 +1,378 @@
+/**
+ * The public uWS app: `/play` WebSocket upgrades, `/healthz`, `/readyz`.
+ * Knows sockets, flow control and the wire format; knows no game rules (those
+ * stay behind `Rooms` and the `Game` interface).
+ *
+ * Per-socket backpressure, checked before every frame, in this order:
+ *  1. buffered bytes > hardBackpressure: close TOO_SLOW;
+ *  2. ack window full (Viewer.canSend): skip this tick (reason ack_window);
+ *  3. buffered bytes > softBackpressure: skip this tick (reason buffered);
+ *  4. skipped without a break for maxStallSeconds: close TOO_SLOW.
+ * A skipped frame needs no resend: the next one is encoded against the
+ * client's ack, so it carries everything missed. uWS's own maxBackpressure is
+ * set above the hard cap, so uWS never drops a frame; if it ever reports a
+ * drop anyway, the player is closed with DESYNC rather than left desynced.
+ */
+import {
+  CloseCode,
+  CloseReason,
+  ClientError,
+  MAX_NAME_BYTES,
+  MsgType,
+  PROTOCOL_VERSION,
+  ROOM_ID_PATTERN,
+  encodePong,
+  encodeWelcome,
+  newClientMessage,
+  parseClientMessage,
+  type ClientMessage,
+} from '../../proto/index.js'
+import type { Logger } from '../log.js'
+import { DisconnectReason, FullStateReason, RejectReason, SkipReason, Stats, UpgradeRejectReason } from '../metrics/stats.js'
+import { AckResult, FullReason, RoomReplicator, maxFrameBytes, type Viewer } from '../replicate/replicator.js'
+import { JoinRefusal, type Room, type Rooms, type Seat } from '../sim/room.js'
+import uWS, { type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js'
+
+export interface ServerOptions {
+  readonly port: number
+  readonly host: string
+  readonly tickHz: number
+  readonly maxPlayers: number
+  readonly historyTicks: number
+  readonly ackWindow: number
+  readonly maxVisible: number
+  readonly softBackpressure: number
+  readonly hardBackpressure: number
+  readonly maxStallSeconds: number
+  readonly inputRate: number
+  readonly inputBurst: number
+  readonly maxMessageBytes: number
+  readonly idleTimeout: number
+}
+
+/** One connection; uWS's per-socket user data. */
+interface Conn {
+  ws: WebSocket<Conn> | null
+  readonly playerId: number
+  readonly name: string
+  readonly roomId: string | null
+  seat: Seat | null
+  viewer: Viewer | null
+  /** Token bucket for the input rate limit. */
+  tokens: number
+  lastRefill: number
+  /** Highest input sequence number received. */
+  lastSeq: number
+  /** When the current run of skipped frames began (0: not skipping). */
+  stallSince: number
+  /** Set before the server closes the socket, so the close handler counts the right reason. */
+  closing: DisconnectReason | null
+  readonly msg: ClientMessage
+}
+
+const CLOSE_REASON_OF: Record<number, DisconnectReason> = {
+  [CloseCode.SHUTDOWN]: DisconnectReason.CLIENT_CLOSED, // a client may also send 1001 ("going away")
+  1000: DisconnectReason.CLIENT_CLOSED,
+  1005: DisconnectReason.CLIENT_CLOSED,
+  [CloseCode.TOO_BIG]: DisconnectReason.TOO_BIG,
+}
+
+export class GameServer {
+  readonly stats = new Stats()
+  readonly #rooms: Rooms
+  readonly #opts: ServerOptions
+  readonly #log: Logger
+  readonly #app: TemplatedApp
+  readonly #out: Uint8Array
+  readonly #conns = new Set<Conn>()
+  #listen: us_listen_socket | null = null
+  #ready = false
+  #nextPlayerId = 1
+  // State for the one cork callback (no closure per send).
+  #corkWs: WebSocket<Conn> | null = null
+  #corkFrame: Uint8Array = new Uint8Array(0)
+  #corkResult = 0
+
+  constructor(rooms: Rooms, opts: ServerOptions, log: Logger) {
+    this.#rooms = rooms
+    this.#opts = opts
+    this.#log = log
+    const game = rooms.game
+    const frameMax = maxFrameBytes(opts.maxVisible, game.fields.length)
+    this.#out = new Uint8Array(frameMax)
+    rooms.onCreate = (room) => {
+      room.link = new RoomReplicator(room.world, room.grid, game.fields, opts)
+    }
+    rooms.onDispose = (room) => {
+      room.link = undefined
+    }
+    this.#app = uWS.App()
+    this.#app.ws<Conn>('/play', {
+      compression: uWS.DISABLED,
+      maxPayloadLength: opts.maxMessageBytes,
+      idleTimeout: opts.idleTimeout,
+      sendPingsAutomatically: true,
+      // Above our own hard cap, so uWS never drops a frame we chose to send (we close first).
+      maxBackpressure: opts.hardBackpressure + 2 * frameMax,
+      closeOnBackpressureLimit: 0,
+      upgrade: (res, req, context) => this.#upgrade(res, req, context),
+      open: (ws) => this.#open(ws),
+      message: (ws, message, isBinary) => this.#message(ws, message, isBinary),
+      close: (ws, code) => this.#close(ws, code),
+    })
+    this.#app.get('/healthz', (res) => {
+      res.writeHeader('content-type', 'text/plain').end('ok\n')
+    })
+    this.#app.get('/readyz', (res) => {
+      if (this.#ready) res.writeHeader('content-type', 'text/plain').end('ready\n')
+      else res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain').end('not ready\n')
+    })
+    this.#app.any('/*', (res) => {
+      this.stats.upgradesRejected[UpgradeRejectReason.NOT_FOUND]++
+      res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('not found\n')
+    })
+  }
+
+  /** Binds the public port; resolves with the port actually bound (useful with port 0). */
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#app.listen(this.#opts.host, this.#opts.port, (sock) => {
+        if (!sock) {
+          reject(new Error(`cannot listen on ${this.#opts.host}:${this.#opts.port} (in use, or not permitted)`))
+          return
+        }
+        this.#listen = sock
+        this.#ready = true
+        resolve(uWS.us_socket_local_port(sock as never))
+      })
+    })
+  }
+
+  get ready(): boolean {
+    return this.#ready
+  }
+
+  get connections(): number {
+    return this.#conns.size
+  }
+
+  /**
+   * Graceful stop: readiness goes false, the listen socket closes (no new
+   * connections), and every player is closed with SHUTDOWN (1001).
+   */
+  shutdown(): void {
+    this.#ready = false
+    if (this.#listen) {
+      uWS.us_listen_socket_close(this.#listen)
+      this.#listen = null
+    }
+    for (const conn of [...this.#conns]) this.#closeWith(conn, 'SHUTDOWN', DisconnectReason.SHUTDOWN)
+  }
+
+  /** Sends the current tick to every player of every room. Called once per tick after the rooms stepped. */
+  sendTick(tick: number): void {
+    const now = performance.now()
+    const rooms = this.#rooms.list
+    // Backwards throughout: a close below may remove a seat (swapping in the
+    // last one) or dispose an emptied room (splicing it out of the list).
+    for (let i = rooms.length - 1; i >= 0; i--) {
+      const room = rooms[i]
+      if (!room) continue
+      const rep = room.link as RoomReplicator
+      rep.snapshot(tick)
+      const seats = room.seats
+      for (let j = seats.length - 1; j >= 0; j--) {
+        const seat = seats[j]
+        if (seat) this.#sendFrame(seat.link as Conn, rep, now)
+      }
+    }
+  }
+
+  #sendFrame(conn: Conn, rep: RoomReplicator, now: number): void {
+    const ws = conn.ws
+    const viewer = conn.viewer
+    const seat = conn.seat
+    if (!ws || !viewer || !seat) return
+    const buffered = ws.getBufferedAmount()
+    if (buffered > this.#opts.hardBackpressure) {
+      this.#closeWith(conn, 'TOO_SLOW', DisconnectReason.TOO_SLOW)
+      return
+    }
+    let skip: SkipReason | null = null
+    if (!viewer.canSend()) skip = SkipReason.ACK_WINDOW
+    else if (buffered > this.#opts.softBackpressure) skip = SkipReason.BUFFERED
+    if (skip !== null) {
+      this.stats.skipped[skip]++
+      if (conn.stallSince === 0) conn.stallSince = now
+      else if (now - conn.stallSince > this.#opts.maxStallSeconds * 1000) this.#closeWith(conn, 'TOO_SLOW', DisconnectReason.TOO_SLOW)
+      return
+    }
+    conn.stallSince = 0
+    const len = rep.encode(viewer, seat.appliedSeq, this.#out)
+    if (viewer.lastFull === FullReason.JOIN) this.stats.fullStates[FullStateReason.JOIN]++
+    else if (viewer.lastFull === FullReason.BASELINE_EXPIRED) this.stats.fullStates[FullStateReason.BASELINE_EXPIRED]++
+    this.#corkWs = ws
+    this.#corkFrame = this.#out.subarray(0, len)
+    ws.cork(this.#corkedSend)
+    this.#corkWs = null
+    if (this.#corkResult === 2) {
+      this.#closeWith(conn, 'DESYNC', DisconnectReason.DESYNC)
+      return
+    }
+    this.stats.framesSent++
+    this.stats.bytesSent += len
+  }
+
+  readonly #corkedSend = (): void => {
+    this.#corkResult = (this.#corkWs as WebSocket<Conn>).send(this.#corkFrame, true)
+  }
+
+  #upgrade(res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
+    const key = req.getHeader('sec-websocket-key')
+    const protocol = req.getHeader('sec-websocket-protocol')
+    const extensions = req.getHeader('sec-websocket-extensions')
+    if (!this.#ready) {
+      this.stats.upgradesRejected[UpgradeRejectReason.NOT_READY]++
+      res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain').end('server shutting down\n')
+      return
+    }
+    const query = new URLSearchParams(req.getQuery() ?? '')
+    const room = query.get('room')
+    const name = query.get('name') ?? ''
+    let problem: string | null = null
+    if (room !== null && !ROOM_ID_PATTERN.test(room)) problem = 'room must be 1-32 characters of A-Z a-z 0-9 _ -'
+    else if (Buffer.byteLength(name) > MAX_NAME_BYTES) problem = `name must be at most ${MAX_NAME_BYTES} bytes of UTF-8`
+    // eslint-disable-next-line no-control-regex
+    else if (/[\u0000-\u001f\u007f]/.test(name)) problem = 'name must not contain control characters'
+    if (problem) {
+      this.stats.upgradesRejected[UpgradeRejectReason.BAD_QUERY]++
+      res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end(problem + '\n')
+      return
+    }
+    const conn: Conn = {
+      ws: null,
+      playerId: this.#nextPlayerId++,
+      name,
+      roomId: room,
+      seat: null,
+      viewer: null,
+      tokens: this.#opts.inputBurst,
+      lastRefill: performance.now(),
+      lastSeq: 0,
+      stallSince: 0,
+      closing: null,
+      msg: newClientMessage(this.#rooms.game.input.length),
+    }
+    res.upgrade(conn, key, protocol, extensions, context)
+  }
+
+  #open(ws: WebSocket<Conn>): void {
+    const conn = ws.getUserData()
+    conn.ws = ws
+    this.#conns.add(conn)
+    this.stats.connections++
+    if (this.#conns.size > this.#opts.maxPlayers) {
+      this.#closeWith(conn, 'SERVER_FULL', DisconnectReason.SERVER_FULL)
+      return
+    }
+    const seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name)
+    if (seat === JoinRefusal.ROOM_FULL) {
+      this.#closeWith(conn, 'ROOM_FULL', DisconnectReason.ROOM_FULL)
+      return
+    }
+    if (seat === JoinRefusal.SERVER_FULL) {
+      this.#closeWith(conn, 'SERVER_FULL', DisconnectReason.SERVER_FULL)
+      return
+    }
+    seat.link = conn
+    conn.seat = seat
+    const rep = seat.room.link as RoomReplicator
+    conn.viewer = rep.newViewer(seat.entity)
+    const welcome = encodeWelcome({
+      version: PROTOCOL_VERSION,
+      playerId: conn.playerId,
+      roomId: seat.room.id,
+      tickHz: this.#opts.tickHz,
+      entityId: seat.entity,
+      historyTicks: this.#opts.historyTicks,
+      fields: this.#rooms.game.fields,
+      input: this.#rooms.game.input,
+    })
+    ws.cork(() => ws.send(welcome, true))
+    this.stats.bytesSent += welcome.byteLength
+    this.#log.debug('join', { player: conn.playerId, room: seat.room.id, entity: seat.entity })
+  }
+
+  #message(ws: WebSocket<Conn>, message: ArrayBuffer, isBinary: boolean): void {
+    const conn = ws.getUserData()
+    if (conn.closing) return
+    this.stats.messagesReceived++
+    this.stats.bytesReceived += message.byteLength
+    if (!isBinary) return this.#reject(conn, RejectReason.TEXT_FRAME, 'TEXT_FRAME', DisconnectReason.TEXT_FRAME)
+    // Token bucket: refill by elapsed time, one token per message.
+    const now = performance.now()
+    conn.tokens = Math.min(this.#opts.inputBurst, conn.tokens + ((now - conn.lastRefill) / 1000) * this.#opts.inputRate)
+    conn.lastRefill = now
+    if (conn.tokens < 1) return this.#reject(conn, RejectReason.RATE_LIMITED, 'RATE_LIMITED', DisconnectReason.RATE_LIMITED)
+    conn.tokens -= 1
+    // Decoded synchronously: uWS frees `message` when this callback returns.
+    const msg = conn.msg
+    const err = parseClientMessage(new Uint8Array(message), this.#rooms.game.input, msg)
+    if (err !== null) {
+      if (err === ClientError.MALFORMED) return this.#reject(conn, RejectReason.MALFORMED, 'BAD_MESSAGE', DisconnectReason.BAD_MESSAGE)
+      return this.#reject(conn, err === ClientError.RANGE ? RejectReason.RANGE : RejectReason.TYPE, 'BAD_INPUT', DisconnectReason.BAD_INPUT)
+    }
+    const seat = conn.seat
+    const viewer = conn.viewer
+    if (!seat || !viewer) return
+    switch (msg.type) {
+      case MsgType.INPUT:
+        if (msg.seq <= conn.lastSeq) return this.#reject(conn, RejectReason.SEQUENCE, 'BAD_INPUT', DisconnectReason.BAD_INPUT)
+        if (viewer.ack(msg.ackTick) !== AckResult.OK) return this.#reject(conn, RejectReason.BAD_ACK, 'BAD_ACK', DisconnectReason.BAD_ACK)
+        conn.lastSeq = msg.seq
+        seat.input.set(msg.values)
+        seat.inputSeq = msg.seq
+        this.stats.inputsApplied++
+        return
+      case MsgType.ACK:
+        if (viewer.ack(msg.ackTick) !== AckResult.OK) return this.#reject(conn, RejectReason.BAD_ACK, 'BAD_ACK', DisconnectReason.BAD_ACK)
+        return
+      case MsgType.PING: {
+        const pong = encodePong(msg.clientTime)
+        ws.send(pong, true)
+        this.stats.bytesSent += pong.byteLength
+        return
+      }
+    }
+  }
+
+  #reject(conn: Conn, why: RejectReason, code: keyof typeof CloseCode, reason: DisconnectReason): void {
+    this.stats.rejected[why]++
+    this.#log.debug('reject', { player: conn.playerId, why })
+    this.#closeWith(conn, code, reason)
+  }
+
+  /** Closes a socket with one of our close codes; the close handler counts `reason`. */
+  #closeWith(conn: Conn, code: keyof typeof CloseCode, reason: DisconnectReason): void {
+    const ws = conn.ws
+    if (!ws || conn.closing) return
+    conn.closing = reason
+    ws.end(CloseCode[code], CloseReason[code])
+  }
+
+  #close(ws: WebSocket<Conn>, code: number): void {
+    const conn = ws.getUserData()
+    conn.ws = null
+    this.#conns.delete(conn)
+    let reason = conn.closing
+    if (!reason) reason = CLOSE_REASON_OF[code] ?? DisconnectReason.ABNORMAL
+    if (code === CloseCode.TOO_BIG && !conn.closing) this.stats.rejected[RejectReason.TOO_BIG]++
+    this.stats.disconnects[reason]++
+    if (conn.seat) {
+      this.#rooms.leave(conn.seat)
+      conn.seat = null
+    }
+    conn.viewer = null
+    this.#log.debug('leave', { player: conn.playerId, code, reason })
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The interface a game implements. tickwire owns sockets, ticks, replication
+ * and metrics; a game owns its rules. The reference game is src/games/arena.ts.
+ *
+ * @example
+ * ```ts
+ * const myGame: Game = {
+ *   name: 'tag',
+ *   fields: [{ name: 'x', quantum: 0.25 }, { name: 'y', quantum: 0.25 }],
+ *   input: [{ name: 'dx', min: -1, max: 1 }, { name: 'dy', min: -1, max: 1 }],
+ *   position: ['x', 'y'],
+ *   layout: (maxPlayers) => ({ capacity: maxPlayers, width: 1000, height: 1000 }),
+ *   createRoom: (ctx) => new TagRoom(ctx),
+ * }
+ * ```
+ */
+import type { FieldSpec, InputSpec } from '../../proto/index.js'
+import type { Grid } from './grid.js'
+import type { World } from './world.js'
+
+export interface RoomLayout {
+  /** Most entities (players included) the room can hold at once. */
+  readonly capacity: number
+  /** World size in world units; positions are in [0, width) x [0, height). */
+  readonly width: number
+  readonly height: number
+}
+
+export interface Game {
+  readonly name: string
+  /**
+   * Replicated fields, in wire order (at most 7, so a change mask is one byte).
+   * The world stores each as a float; clients receive `round(value / quantum)`.
+   * |value / quantum| must stay below 2^30.
+   */
+  readonly fields: readonly FieldSpec[]
+  /** Input values a client sends each input, all integers; tickwire rejects out-of-range ones. */
+  readonly input: readonly InputSpec[]
+  /** The two fields that hold an entity's position, for areas of interest. */
+  readonly position: readonly [x: string, y: string]
+  layout(maxPlayers: number): RoomLayout
+  /** Creates the rules of one room. */
+  createRoom(ctx: RoomContext): GameRoom
+}
+
+/** What a game's room gets from tickwire. */
+export interface RoomContext {
+  readonly world: World
+  /** Rebuilt after every step: positions as of the end of the previous tick. */
+  readonly grid: Grid
+  readonly layout: RoomLayout
+  readonly maxPlayers: number
+  /** Uniform numbers in [0, 1), seeded per room: rooms are reproducible. */
+  readonly random: () => number
+}
+
+/** One room's rules. All calls happen on the tick thread, never concurrently. */
+export interface GameRoom {
+  /** A player joins: spawn their entity and return its id, or -1 to refuse. */
+  join(name: string): number
+  /** A player leaves: usually despawn their entity. */
+  leave(entity: number): void
+  /**
+   * The player's latest input, applied at the start of a tick. Values are
+   * integers already checked against `Game.input` ranges; enforce any rule
+   * across values here (e.g. clamp a vector's length: no speed hacks).
+   */
+  input(entity: number, values: Int32Array): void
+  /** Advances the room by `dt` seconds. The grid holds positions as of the previous tick. */
+  step(dt: number, tick: number): void
+}

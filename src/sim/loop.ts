@@ -1,0 +1,98 @@
+/**
+ * Fixed-rate tick loop, drift-free: tick slot k is due at `epoch + k * period`
+ * on the monotonic clock, and each wake-up is scheduled against that absolute
+ * time, so timer lateness never accumulates (a `setInterval` loop drifts by
+ * its lateness every tick).
+ *
+ * Catch-up policy, when the process falls behind (a long tick, a GC pause,
+ * a stopped process): on one wake-up the loop runs the tick that is due plus
+ * at most `maxCatchUpTicks` late ones back to back; slots beyond that are
+ * skipped (counted in `skippedSlots`) and the simulation resumes on schedule.
+ * Tick numbers stay contiguous: a skipped slot is not a simulation step, so
+ * game time runs slower than wall time during an overload instead of jumping.
+ */
+import type { Clock } from './clock.js'
+
+export interface TickLoopOptions {
+  /** Ticks per second. */
+  readonly hz: number
+  /** Late ticks run back to back on one wake-up before the rest are skipped. */
+  readonly maxCatchUpTicks: number
+  readonly clock: Clock
+  /** Runs one simulation step; `tick` starts at 1 and increases by 1. */
+  readonly onTick: (tick: number) => void
+}
+
+export class TickLoop {
+  /** Simulation steps run so far (= the last tick number). */
+  tick = 0
+  /** Ticks whose own run took longer than one period. */
+  overruns = 0
+  /** Ticks that ran late, back to back, to catch up. */
+  catchUpTicks = 0
+  /** Schedule slots dropped because the loop was too far behind. */
+  skippedSlots = 0
+  /** Duration of the last tick, ms. */
+  lastTickMs = 0
+
+  readonly periodMs: number
+  readonly #opts: TickLoopOptions
+  #epoch = 0
+  #slot = 0
+  #timer: unknown = undefined
+  #running = false
+
+  constructor(opts: TickLoopOptions) {
+    if (!(opts.hz > 0)) throw new RangeError(`tick rate must be > 0, got ${opts.hz}`)
+    this.#opts = opts
+    this.periodMs = 1000 / opts.hz
+  }
+
+  get running(): boolean {
+    return this.#running
+  }
+
+  start(): void {
+    if (this.#running) return
+    this.#running = true
+    this.#epoch = this.#opts.clock.now()
+    this.#slot = 0
+    this.#arm()
+  }
+
+  stop(): void {
+    this.#running = false
+    if (this.#timer !== undefined) this.#opts.clock.cancel(this.#timer)
+    this.#timer = undefined
+  }
+
+  #arm(): void {
+    const { clock } = this.#opts
+    const due = this.#epoch + (this.#slot + 1) * this.periodMs
+    this.#timer = clock.schedule(Math.max(0, due - clock.now()), this.#wake)
+  }
+
+  #wake = (): void => {
+    this.#timer = undefined
+    if (!this.#running) return
+    const { clock, onTick, maxCatchUpTicks } = this.#opts
+    const dueSlot = Math.floor((clock.now() - this.#epoch) / this.periodMs)
+    let behind = dueSlot - this.#slot
+    if (behind > 1 + maxCatchUpTicks) {
+      const skip = behind - 1 - maxCatchUpTicks
+      this.skippedSlots += skip
+      this.#slot += skip
+      behind -= skip
+    }
+    for (let i = 0; i < behind && this.#running; i++) {
+      if (i > 0) this.catchUpTicks++
+      this.#slot++
+      const t0 = clock.now()
+      onTick(++this.tick)
+      const ms = clock.now() - t0
+      this.lastTickMs = ms
+      if (ms > this.periodMs) this.overruns++
+    }
+    if (this.#running) this.#arm()
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * Rooms and seats. A room is one world, its grid and its game rules; a seat is
+ * a player's place in it. This layer knows nothing of sockets: the network
+ * layer hangs its connection object on `Seat.link` and `Room.link`.
+ */
+import { randomBytes } from 'node:crypto'
+import type { Game, GameRoom } from './game.js'
+import { Grid } from './grid.js'
+import { mulberry32 } from './random.js'
+import { World } from './world.js'
+
+export interface Seat {
+  readonly playerId: number
+  readonly name: string
+  readonly entity: number
+  readonly room: Room
+  /** Latest input values received; applied at the next tick. */
+  readonly input: Int32Array
+  /** Sequence number of the latest input received (0: none yet). */
+  inputSeq: number
+  /** Sequence number of the latest input applied by a tick. */
+  appliedSeq: number
+  /** The network layer's object for this seat. */
+  link: unknown
+}
+
+export class Room {
+  readonly id: string
+  readonly quickPlay: boolean
+  readonly world: World
+  readonly grid: Grid
+  readonly rules: GameRoom
+  readonly maxPlayers: number
+  readonly seats: Seat[] = []
+  /** The network layer's object for this room. */
+  link: unknown = undefined
+  readonly #inputCount: number
+
+  constructor(id: string, quickPlay: boolean, game: Game, maxPlayers: number, cellSize: number, seed: number) {
+    this.id = id
+    this.quickPlay = quickPlay
+    this.maxPlayers = maxPlayers
+    const layout = game.layout(maxPlayers)
+    this.world = new World(layout.capacity, game.fields.map((f) => f.name))
+    this.grid = new Grid(this.world, game.position[0], game.position[1], layout.width, layout.height, cellSize)
+    this.rules = game.createRoom({ world: this.world, grid: this.grid, layout, maxPlayers, random: mulberry32(seed) })
+    this.grid.rebuild()
+    this.#inputCount = game.input.length
+  }
+
+  get full(): boolean {
+    return this.seats.length >= this.maxPlayers
+  }
+
+  /** Seats a player; null when the room is full or the game refuses. */
+  join(playerId: number, name: string): Seat | null {
+    if (this.full) return null
+    const entity = this.rules.join(name)
+    if (entity < 0) return null
+    const seat: Seat = {
+      playerId,
+      name,
+      entity,
+      room: this,
+      input: new Int32Array(this.#inputCount),
+      inputSeq: 0,
+      appliedSeq: 0,
+      link: undefined,
+    }
+    this.seats.push(seat)
+    return seat
+  }
+
+  leave(seat: Seat): void {
+    const i = this.seats.indexOf(seat)
+    if (i < 0) return
+    this.seats[i] = this.seats[this.seats.length - 1] as Seat
+    this.seats.pop()
+    this.rules.leave(seat.entity)
+  }
+
+  /** One simulation step: apply the newest input of each seat, step the rules, rebuild the grid. */
+  step(dt: number, tick: number): void {
+    const seats = this.seats
+    for (let i = 0; i < seats.length; i++) {
+      const s = seats[i] as Seat
+      if (s.inputSeq !== s.appliedSeq) {
+        this.rules.input(s.entity, s.input)
+        s.appliedSeq = s.inputSeq
+      }
+    }
+    this.rules.step(dt, tick)
+    this.grid.rebuild()
+  }
+}
+
+export interface RoomsOptions {
+  readonly maxPlayersPerRoom: number
+  readonly maxRooms: number
+  /** Grid cell size in world units (the area-of-interest radius). */
+  readonly cellSize: number
+  /** Base seed; room n uses seed + n. */
+  readonly seed: number
+}
+
+/** Why a join found no seat. */
+export const JoinRefusal = { ROOM_FULL: 'room_full', SERVER_FULL: 'server_full' } as const
+export type JoinRefusal = (typeof JoinRefusal)[keyof typeof JoinRefusal]
+
+/** All rooms of one process: quick-play placement, named rooms, disposal of empty rooms. */
+export class Rooms {
+  readonly byId = new Map<string, Room>()
+  readonly list: Room[] = []
+  /** Called when a room is created or disposed (the network layer attaches per-room state). */
+  onCreate: (room: Room) => void = () => {}
+  onDispose: (room: Room) => void = () => {}
+  readonly #game: Game
+  readonly #opts: RoomsOptions
+  #created = 0
+
+  constructor(game: Game, opts: RoomsOptions) {
+    this.#game = game
+    this.#opts = opts
+  }
+
+  get game(): Game {
+    return this.#game
+  }
+
+  /** Players seated in all rooms. */
+  get players(): number {
+    let n = 0
+    for (const r of this.list) n += r.seats.length
+    return n
+  }
+
+  /**
+   * Seats a player: in room `roomId` (created on first use), or with no id by
+   * quick play, in the fullest quick-play room that has a free seat.
+   */
+  join(roomId: string | null, playerId: number, name: string): Seat | JoinRefusal {
+    let room: Room | undefined
+    if (roomId !== null) {
+      room = this.byId.get(roomId)
+      if (room && room.full) return JoinRefusal.ROOM_FULL
+    } else {
+      let best = -1
+      for (const r of this.list) {
+        if (r.quickPlay && !r.full && r.seats.length > best) {
+          best = r.seats.length
+          room = r
+        }
+      }
+    }
+    if (!room) {
+      if (this.list.length >= this.#opts.maxRooms) return JoinRefusal.SERVER_FULL
+      room = this.#create(roomId ?? this.#newId(), roomId === null)
+    }
+    const seat = room.join(playerId, name)
+    if (!seat) {
+      if (room.seats.length === 0) this.#dispose(room)
+      return JoinRefusal.ROOM_FULL
+    }
+    return seat
+  }
+
+  leave(seat: Seat): void {
+    const room = seat.room
+    room.leave(seat)
+    if (room.seats.length === 0) this.#dispose(room)
+  }
+
+  step(dt: number, tick: number): void {
+    for (let i = 0; i < this.list.length; i++) (this.list[i] as Room).step(dt, tick)
+  }
+
+  #newId(): string {
+    for (;;) {
+      const id = randomBytes(6).toString('base64url')
+      if (!this.byId.has(id)) return id
+    }
+  }
+
+  #create(id: string, quickPlay: boolean): Room {
+    const seed = (this.#opts.seed + this.#created++) >>> 0
+    const room = new Room(id, quickPlay, this.#game, this.#opts.maxPlayersPerRoom, this.#opts.cellSize, seed)
+    this.byId.set(id, room)
+    this.list.push(room)
+    this.onCreate(room)
+    return room
+  }
+
+  #dispose(room: Room): void {
+    if (this.byId.get(room.id) !== room) return
+    this.byId.delete(room.id)
+    const i = this.list.indexOf(room)
+    if (i >= 0) this.list.splice(i, 1)
+    this.onDispose(room)
+  }
+}
