@@ -76,7 +76,8 @@ export class TickLoop {
     this.#timer = undefined
     if (!this.#running) return
     const { clock, onTick, maxCatchUpTicks } = this.#opts
-    const dueSlot = Math.floor((clock.now() - this.#epoch) / this.periodMs)
+    // The epsilon absorbs float error: a timer that fires exactly on time must count as due.
+    const dueSlot = Math.floor((clock.now() - this.#epoch) / this.periodMs + 1e-9)
     let behind = dueSlot - this.#slot
     if (behind > 1 + maxCatchUpTicks) {
       const skip = behind - 1 - maxCatchUpTicks

@@ -1,0 +1,147 @@
+import { Packr, unpack } from 'msgpackr'
+import t from 'tap'
+import {
+  ClientError,
+  MsgType,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  decodeServerMessage,
+  encodeAck,
+  encodeInput,
+  encodePing,
+  encodePong,
+  encodeWelcome,
+  newClientMessage,
+  parseClientMessage,
+  unzigzag,
+  writeArrayHeader,
+  writeInt,
+  zigzag,
+  type InputSpec,
+} from '../proto/index.js'
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
+const spec: InputSpec[] = [
+  { name: 'mx', min: -100, max: 100 },
+  { name: 'my', min: -100, max: 100 },
+]
+
+t.test('writeInt: shortest MessagePack form, decodable by any MessagePack library', async (t) => {
+  const cases: [number, string][] = [
+    [0, '00'],
+    [127, '7f'],
+    [128, 'cc80'],
+    [255, 'ccff'],
+    [256, 'cd0100'],
+    [65535, 'cdffff'],
+    [65536, 'ce00010000'],
+    [0xffffffff, 'ceffffffff'],
+    [-1, 'ff'],
+    [-32, 'e0'],
+    [-33, 'd0df'],
+    [-128, 'd080'],
+    [-129, 'd1ff7f'],
+    [-32768, 'd18000'],
+    [-32769, 'd2ffff7fff'],
+    [-2147483648, 'd280000000'],
+  ]
+  const buf = new Uint8Array(8)
+  for (const [v, want] of cases) {
+    const n = writeInt(buf, 0, v)
+    t.equal(hex(buf.subarray(0, n)), want, `${v}`)
+    t.equal(unpack(buf.subarray(0, n)), v, `${v} decodes`)
+  }
+})
+
+t.test('writeArrayHeader: fixarray, array16, array32', async (t) => {
+  const buf = new Uint8Array(8)
+  t.equal(hex(buf.subarray(0, writeArrayHeader(buf, 0, 0))), '90')
+  t.equal(hex(buf.subarray(0, writeArrayHeader(buf, 0, 15))), '9f')
+  t.equal(hex(buf.subarray(0, writeArrayHeader(buf, 0, 16))), 'dc0010')
+  t.equal(hex(buf.subarray(0, writeArrayHeader(buf, 0, 70000))), 'dd00011170')
+})
+
+t.test('zigzag maps small signed deltas to small unsigned numbers and back', async (t) => {
+  t.same([0, -1, 1, -2, 2, -64, 63].map(zigzag), [0, 1, 2, 3, 4, 127, 126])
+  for (const v of [0, 1, -1, 12345, -12345, 2 ** 30, -(2 ** 30)]) t.equal(unzigzag(zigzag(v)), v)
+})
+
+t.test('every server message round-trips', async (t) => {
+  const welcome = {
+    version: PROTOCOL_VERSION,
+    playerId: 7,
+    roomId: 'lobby-1',
+    tickHz: 30,
+    entityId: 130,
+    historyTicks: 32,
+    fields: [
+      { name: 'x', quantum: 0.25 },
+      { name: 'kind', quantum: 1 },
+    ],
+    input: spec,
+  }
+  t.same(decodeServerMessage(encodeWelcome(welcome)), { type: MsgType.WELCOME, ...welcome })
+  t.same(decodeServerMessage(encodePong(123.5)), { type: MsgType.PONG, clientTime: 123.5 })
+  const state = { tick: 100, baseTick: 98, inputSeq: 3, removed: [4], changed: [5, 6, 2, 3], created: [9, 0, 10, 20, 0] }
+  const bytes = new Packr({ useRecords: false }).pack([MsgType.STATE, 100, 98, 3, [4], [5, 6, 2, 3], [9, 0, 10, 20, 0]])
+  t.same(decodeServerMessage(bytes), { type: MsgType.STATE, ...state })
+})
+
+t.test('decodeServerMessage throws ProtocolError on off-spec frames', async (t) => {
+  const p = new Packr({ useRecords: false })
+  t.throws(() => decodeServerMessage(new Uint8Array([0xc1])), ProtocolError)
+  t.throws(() => decodeServerMessage(p.pack({ a: 1 })), { message: /not an array/ })
+  t.throws(() => decodeServerMessage(p.pack([99])), { message: /unknown message type/ })
+  t.throws(() => decodeServerMessage(p.pack([MsgType.STATE, 1, 0, 0, [], [1.5], []])), { message: /bad STATE body/ })
+  t.throws(() => decodeServerMessage(p.pack([MsgType.STATE, 1, 0])), { message: /bad STATE header/ })
+  t.throws(() => decodeServerMessage(p.pack([MsgType.WELCOME, 1])), { message: /bad WELCOME/ })
+  t.throws(() => decodeServerMessage(p.pack([MsgType.PONG])), { message: /bad PONG/ })
+})
+
+t.test('every client message round-trips through the server parser', async (t) => {
+  const out = newClientMessage(2)
+  t.equal(parseClientMessage(encodeInput(5, 77, [100, -100]), spec, out), null)
+  t.equal(out.type, MsgType.INPUT)
+  t.equal(out.seq, 5)
+  t.equal(out.ackTick, 77)
+  t.same([...out.values], [100, -100])
+  t.equal(parseClientMessage(encodeAck(78), spec, out), null)
+  t.equal(out.type, MsgType.ACK)
+  t.equal(out.ackTick, 78)
+  t.equal(parseClientMessage(encodePing(1234.25), spec, out), null)
+  t.equal(out.type, MsgType.PING)
+  t.equal(out.clientTime, 1234.25)
+})
+
+t.test('parseClientMessage rejects untrusted input with the right reason, never throwing', async (t) => {
+  const out = newClientMessage(2)
+  const p = new Packr({ useRecords: false, moreTypes: true })
+  const cases: [string, Uint8Array, ClientError][] = [
+    ['garbage', new Uint8Array([0xc1, 0xff, 0x00]), ClientError.MALFORMED],
+    ['empty', new Uint8Array(0), ClientError.MALFORMED],
+    ['truncated', encodeInput(1, 0, [1, 2]).subarray(0, 3), ClientError.MALFORMED],
+    ['trailing bytes', new Uint8Array([...encodeAck(1), 0x00]), ClientError.MALFORMED],
+    ['a map', p.pack({ type: 16 }), ClientError.MALFORMED],
+    ['unknown type', p.pack([99, 1]), ClientError.MALFORMED],
+    ['type as string', p.pack(['16', 1, 0, 0, 0]), ClientError.MALFORMED],
+    ['NaN input', p.pack([16, 1, 0, NaN, 0]), ClientError.TYPE],
+    ['Infinity input', p.pack([16, 1, 0, Infinity, 0]), ClientError.TYPE],
+    ['float input', p.pack([16, 1, 0, 0.5, 0]), ClientError.TYPE],
+    ['string input', p.pack([16, 1, 0, 'x', 0]), ClientError.TYPE],
+    ['Set input', p.pack([16, 1, 0, new Set([1]), 0]), ClientError.TYPE],
+    ['RegExp input', p.pack([16, 1, 0, /x/, 0]), ClientError.TYPE],
+    ['Error input', p.pack([16, 1, 0, new Error('x'), 0]), ClientError.TYPE],
+    ['typed array input', p.pack([16, 1, 0, new Uint8Array(3), 0]), ClientError.TYPE],
+    ['BigInt seq', p.pack([16, 2n ** 60n, 0, 1, 1]), ClientError.TYPE],
+    ['seq 0', p.pack([16, 0, 0, 1, 1]), ClientError.TYPE],
+    ['negative ack', p.pack([16, 1, -1, 1, 1]), ClientError.TYPE],
+    ['too few values', p.pack([16, 1, 0, 1]), ClientError.TYPE],
+    ['too many values', p.pack([16, 1, 0, 1, 1, 1]), ClientError.TYPE],
+    ['out of range', p.pack([16, 1, 0, 101, 0]), ClientError.RANGE],
+    ['out of range low', p.pack([16, 1, 0, 0, -101]), ClientError.RANGE],
+    ['ACK float', p.pack([17, 1.5]), ClientError.TYPE],
+    ['ACK extra', p.pack([17, 1, 2]), ClientError.TYPE],
+    ['PING NaN', p.pack([18, NaN]), ClientError.TYPE],
+  ]
+  for (const [name, bytes, want] of cases) t.equal(parseClientMessage(bytes, spec, out), want, name)
+})
