@@ -33,7 +33,10 @@ export type MsgType = (typeof MsgType)[keyof typeof MsgType]
 export const CloseCode = {
   /** The server is shutting down (SIGTERM/SIGINT). Reconnect later. */
   SHUTDOWN: 1001,
-  /** A frame larger than the server's max message size (sent by uWS itself). */
+  /**
+   * A frame larger than the server's max message size. Reserved: the bundled
+   * uWS build cuts such a connection without a close frame, so clients see 1006.
+   */
   TOO_BIG: 1009,
   /** The frame is not valid MessagePack, or not an array with a known type. */
   BAD_MESSAGE: 4000,
@@ -65,7 +68,7 @@ export const CloseReason: { readonly [K in keyof typeof CloseCode]: string } = {
   RATE_LIMITED: 'input rate limit exceeded',
   TOO_SLOW: 'client too slow',
   ROOM_FULL: 'room full',
-  BAD_ACK: 'ack of a tick never sent',
+  BAD_ACK: 'invalid ack',
   TEXT_FRAME: 'binary frames only',
   SERVER_FULL: 'server full',
   DESYNC: 'transport dropped a state frame',

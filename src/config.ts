@@ -34,9 +34,9 @@ export const OPTIONS = {
   softBackpressure: { kind: 'int', default: 64 * 1024, unit: 'bytes', min: 1024, max: 64 * 1024 * 1024, doc: 'buffered bytes above which a player\'s frame is skipped this tick' },
   hardBackpressure: { kind: 'int', default: 512 * 1024, unit: 'bytes', min: 2048, max: 256 * 1024 * 1024, doc: 'buffered bytes above which a player is closed (TOO_SLOW)' },
   maxStallSeconds: { kind: 'number', default: 20, unit: 's', min: 1, max: 3600, doc: 'a player skipped this long without a break is closed (TOO_SLOW)' },
-  inputRate: { kind: 'number', default: 120, unit: 'messages/s', min: 1, max: 10000, doc: 'sustained client messages per second per socket' },
+  inputRate: { kind: 'number', default: 240, unit: 'messages/s', min: 1, max: 10000, doc: 'sustained client messages per second per socket (>= 2 x tick-hz: an ACK and an INPUT per tick)' },
   inputBurst: { kind: 'int', default: 60, unit: 'messages', min: 1, max: 100000, doc: 'client messages allowed in a burst above the rate' },
-  maxMessageBytes: { kind: 'int', default: 512, unit: 'bytes', min: 64, max: 65536, doc: 'largest client frame; larger closes with 1009' },
+  maxMessageBytes: { kind: 'int', default: 512, unit: 'bytes', min: 64, max: 65536, doc: 'largest client frame; a larger one cuts the connection (clients see 1006)' },
   idleTimeout: { kind: 'int', default: 32, unit: 's', min: 8, max: 960, doc: 'close a socket silent this long (pings are sent automatically)' },
   seed: { kind: 'int', default: 0, unit: '', min: 0, max: 0xffffffff, doc: 'random seed for rooms; 0 picks one at start' },
   logLevel: { kind: 'string', default: 'info', unit: 'level', doc: 'error | warn | info | debug' },
@@ -140,6 +140,11 @@ function crossCheck(c: Config): void {
   }
   if (c.ackWindow >= c.historyTicks) {
     throw new ConfigError(`--ack-window (${c.ackWindow} ticks) must be less than --history-ticks (${c.historyTicks} ticks)`)
+  }
+  if (c.inputRate < 2 * c.tickHz) {
+    throw new ConfigError(
+      `--input-rate (${c.inputRate} messages/s) must be at least 2 x --tick-hz (${2 * c.tickHz}): clients send an ACK and an INPUT per tick`,
+    )
   }
   if (!LOG_LEVELS.includes(c.logLevel)) {
     throw new ConfigError(`--log-level: got ${JSON.stringify(c.logLevel)}, expected one of ${LOG_LEVELS.join(', ')}`)

@@ -83,6 +83,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     loop,
     rooms: () => rooms.list.length,
     players: () => rooms.players,
+    buffered: () => server.bufferedBytes(),
     tickBudgetSeconds: dt,
   })
   const port = await server.listen()

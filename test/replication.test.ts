@@ -4,7 +4,7 @@
  * a client that applies exactly what was sent always holds the server's
  * visible state for the tick it applied.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { MsgType, decodeServerMessage, type FieldSpec } from '../proto/index.js'
 import { EntityTable } from '../src/client/table.js'
 import { AckResult, FullReason, RoomReplicator, maxFrameBytes, type Viewer } from '../src/replicate/replicator.js'
@@ -29,7 +29,7 @@ interface Client {
   paused: number
 }
 
-function run(seed: number, ticks: number, t: Tap.Test): { full: Record<number, number>; frames: number; skipped: number } {
+function run(seed: number, ticks: number, t: Test): { full: Record<number, number>; frames: number; skipped: number } {
   const rnd = mulberry32(seed)
   const H = 8 + Math.floor(rnd() * 16)
   const W = 2 + Math.floor(rnd() * (H - 3))

@@ -13,6 +13,8 @@ export interface MetricsSources {
   readonly loop: { readonly tick: number; readonly overruns: number; readonly catchUpTicks: number; readonly skippedSlots: number }
   readonly rooms: () => number
   readonly players: () => number
+  /** Bytes buffered in user space toward all sockets, and toward the worst one. */
+  readonly buffered: () => { total: number; max: number }
   /** Tick budget in seconds (1 / tick rate), exported as a gauge for dashboards. */
   readonly tickBudgetSeconds: number
 }
@@ -60,6 +62,22 @@ export class Metrics {
       registers: [r],
       collect() {
         this.set(src.rooms())
+      },
+    })
+    new client.Gauge({
+      name: `${prefix}buffered_bytes`,
+      help: 'Bytes queued in user space toward all sockets (uWS getBufferedAmount; excludes kernel buffers)',
+      registers: [r],
+      collect() {
+        this.set(src.buffered().total)
+      },
+    })
+    new client.Gauge({
+      name: `${prefix}socket_buffered_bytes_max`,
+      help: 'Bytes queued in user space toward the most backed-up socket',
+      registers: [r],
+      collect() {
+        this.set(src.buffered().max)
       },
     })
     counter(r, `${prefix}connections_total`, 'WebSocket connections opened', () => stats.connections)

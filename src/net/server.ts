@@ -70,6 +70,9 @@ interface Conn {
   readonly msg: ClientMessage
 }
 
+/** What uWS passes to the close handler when it cut a connection for a frame over maxPayloadLength. */
+const UWS_TOO_BIG = 'Received too big message'
+
 const CLOSE_REASON_OF: Record<number, DisconnectReason> = {
   [CloseCode.SHUTDOWN]: DisconnectReason.CLIENT_CLOSED, // a client may also send 1001 ("going away")
   1000: DisconnectReason.CLIENT_CLOSED,
@@ -118,7 +121,7 @@ export class GameServer {
       upgrade: (res, req, context) => this.#upgrade(res, req, context),
       open: (ws) => this.#open(ws),
       message: (ws, message, isBinary) => this.#message(ws, message, isBinary),
-      close: (ws, code) => this.#close(ws, code),
+      close: (ws, code, message) => this.#close(ws, code, message),
     })
     this.#app.get('/healthz', (res) => {
       res.writeHeader('content-type', 'text/plain').end('ok\n')
@@ -154,6 +157,18 @@ export class GameServer {
 
   get connections(): number {
     return this.#conns.size
+  }
+
+  /** Bytes uWS holds in user space toward all sockets, and the most toward one socket. */
+  bufferedBytes(): { total: number; max: number } {
+    let total = 0
+    let max = 0
+    for (const c of this.#conns) {
+      const n = c.ws ? c.ws.getBufferedAmount() : 0
+      total += n
+      if (n > max) max = n
+    }
+    return { total, max }
   }
 
   /**
@@ -338,6 +353,8 @@ export class GameServer {
         if (viewer.ack(msg.ackTick) !== AckResult.OK) return this.#reject(conn, RejectReason.BAD_ACK, 'BAD_ACK', DisconnectReason.BAD_ACK)
         return
       case MsgType.PING: {
+        // A client that does not read gets no pongs either: nothing grows without bound.
+        if (ws.getBufferedAmount() > this.#opts.softBackpressure) return
         const pong = encodePong(msg.clientTime)
         ws.send(pong, true)
         this.stats.bytesSent += pong.byteLength
@@ -360,13 +377,18 @@ export class GameServer {
     ws.end(CloseCode[code], CloseReason[code])
   }
 
-  #close(ws: WebSocket<Conn>, code: number): void {
+  #close(ws: WebSocket<Conn>, code: number, message: ArrayBuffer): void {
     const conn = ws.getUserData()
     conn.ws = null
     this.#conns.delete(conn)
     let reason = conn.closing
-    if (!reason) reason = CLOSE_REASON_OF[code] ?? DisconnectReason.ABNORMAL
-    if (code === CloseCode.TOO_BIG && !conn.closing) this.stats.rejected[RejectReason.TOO_BIG]++
+    if (!reason) {
+      // uWS cuts an oversized frame's connection itself: code 1006 with this text.
+      if (code === 1006 && Buffer.from(message).toString() === UWS_TOO_BIG) {
+        reason = DisconnectReason.TOO_BIG
+        this.stats.rejected[RejectReason.TOO_BIG]++
+      } else reason = CLOSE_REASON_OF[code] ?? DisconnectReason.ABNORMAL
+    }
     this.stats.disconnects[reason]++
     if (conn.seat) {
       this.#rooms.leave(conn.seat)
