@@ -29,8 +29,8 @@ export const OPTIONS = {
   maxPlayers: { kind: 'int', default: 15000, unit: 'players', min: 1, max: 1000000, doc: 'connected players per process' },
   aoiRadius: { kind: 'number', default: 300, unit: 'world units', min: 1, max: 1e6, doc: 'a player sees entities within about this distance (grid cells of this size around it)' },
   maxVisible: { kind: 'int', default: 128, unit: 'entities', min: 2, max: 1024, doc: 'most entities one player is sent (nearest grid cells first)' },
-  historyTicks: { kind: 'int', default: 32, unit: 'ticks', min: 4, max: 1024, doc: 'snapshots kept per room to delta against' },
-  ackWindow: { kind: 'int', default: 12, unit: 'ticks', min: 1, max: 512, doc: 'sent-but-unacked frames allowed before a player is paused (must be < history-ticks)' },
+  historyTicks: { kind: 'int', default: 32, unit: 'ticks', min: 4, max: 4096, doc: 'snapshots kept per room to delta against' },
+  ackWindow: { kind: 'int', default: 12, unit: 'ticks', min: 1, max: 4000, doc: 'sent-but-unacked frames allowed before a player is paused (must be < history-ticks)' },
   softBackpressure: { kind: 'int', default: 64 * 1024, unit: 'bytes', min: 1024, max: 64 * 1024 * 1024, doc: 'buffered bytes above which a player\'s frame is skipped this tick' },
   hardBackpressure: { kind: 'int', default: 512 * 1024, unit: 'bytes', min: 2048, max: 256 * 1024 * 1024, doc: 'buffered bytes above which a player is closed (TOO_SLOW)' },
   maxStallSeconds: { kind: 'number', default: 20, unit: 's', min: 1, max: 3600, doc: 'a player skipped this long without a break is closed (TOO_SLOW)' },
@@ -154,11 +154,14 @@ function crossCheck(c: Config): void {
   }
 }
 
-/** The defaults, for tests and embedding. */
+/** The defaults with `overrides`, validated like CLI input (for tests and embedding). */
 export function defaultConfig(overrides: Partial<Config> = {}): Config {
-  const c = { ...parseConfig([], {}).config, ...overrides }
-  crossCheck(c)
-  return Object.freeze(c)
+  const argv: string[] = []
+  for (const [key, value] of Object.entries(overrides)) {
+    if (!(key in OPTIONS)) throw new ConfigError(`unknown option ${JSON.stringify(key)}`)
+    argv.push(`${flagName(key)}=${String(value)}`)
+  }
+  return parseConfig(argv, {}).config
 }
 
 /** The `--help` text: the option table. */

@@ -9,7 +9,7 @@ import { EntityTable } from '../../src/client/table.js'
 import { arena } from '../../src/games/arena.js'
 import { AckResult, FullReason, RoomReplicator, type ReplicatorOptions, type Viewer } from '../../src/replicate/replicator.js'
 import { mulberry32 } from '../../src/sim/random.js'
-import type { Seat } from '../../src/sim/room.js'
+import type { Room, Seat } from '../../src/sim/room.js'
 import { MsgType, decodeServerMessage, type StateFrame } from '../../proto/index.js'
 import { checkTable, frameSections } from './frame.js'
 import { plainDelta, plainFullState } from './plain.js'
@@ -96,78 +96,170 @@ class Totals {
 }
 
 export function runScenario(spec: ScenarioSpec, opts: RunOptions): ScenarioResult {
-  const room = fullRoom(spec.players, spec.cellSize, opts.seed)
-  const rep = new RoomReplicator(room.world, room.grid, arena.fields, opts.replicator)
-  const seats = room.seats
-  const viewers = seats.map((s) => rep.newViewer(s.entity))
-  const stride = Math.max(1, Math.floor(spec.players / opts.samplePlayers))
-  const clients: SampledClient[] = []
-  for (let i = 0; i < seats.length; i += stride) {
-    clients.push({ index: i, table: new EntityTable(arena.fields, opts.replicator.historyTicks), out: new Uint8Array(rep.maxFrameBytes) })
+  const run = new ScenarioRun(spec, opts)
+  for (let k = 0; k < opts.warmupTicks + opts.measuredTicks; k++) run.tick(k)
+  return run.result()
+}
+
+class ScenarioRun {
+  readonly #spec: ScenarioSpec
+  readonly #opts: RunOptions
+  readonly #room: Room
+  readonly #rep: RoomReplicator
+  readonly #viewers: Viewer[]
+  readonly #clients: SampledClient[] = []
+  /** Output buffer per player: the sampled clients' own, else one shared buffer as on the server. */
+  readonly #outs: Uint8Array[]
+  readonly #lens: Int32Array
+  readonly #random: () => number
+  readonly #snapshotNs: Float64Array
+  readonly #encodeNs: Float64Array
+  readonly #totals = new Totals()
+  /** Scratch for one player's area of interest. */
+  readonly #visible: number[] = []
+
+  constructor(spec: ScenarioSpec, opts: RunOptions) {
+    this.#spec = spec
+    this.#opts = opts
+    this.#room = fullRoom(spec.players, spec.cellSize, opts.seed)
+    this.#rep = new RoomReplicator(this.#room.world, this.#room.grid, arena.fields, opts.replicator)
+    this.#viewers = this.#room.seats.map((s) => this.#rep.newViewer(s.entity))
+    const shared = new Uint8Array(this.#rep.maxFrameBytes)
+    this.#outs = this.#viewers.map(() => shared)
+    const stride = Math.max(1, Math.floor(spec.players / opts.samplePlayers))
+    for (let i = 0; i < spec.players; i += stride) {
+      const table = new EntityTable(arena.fields, opts.replicator.historyTicks)
+      const client = { index: i, table, out: new Uint8Array(this.#rep.maxFrameBytes) }
+      this.#clients.push(client)
+      this.#outs[i] = client.out
+    }
+    this.#lens = new Int32Array(spec.players)
+    this.#random = mulberry32(opts.seed)
+    this.#snapshotNs = new Float64Array(opts.measuredTicks)
+    this.#encodeNs = new Float64Array(opts.measuredTicks)
   }
-  // Everyone else shares one buffer, as on the server.
-  const shared = new Uint8Array(rep.maxFrameBytes)
-  const outs: Uint8Array[] = seats.map(() => shared)
-  for (const c of clients) outs[c.index] = c.out
-  const lens = new Int32Array(seats.length)
-  const random = mulberry32(opts.seed)
-  const snapshotNs = new Float64Array(opts.measuredTicks)
-  const encodeNs = new Float64Array(opts.measuredTicks)
-  const totals = new Totals()
 
-  for (let k = 0; k < opts.warmupTicks + opts.measuredTicks; k++) {
+  /** Runs tick number `k` of the scenario (0-based; the first `warmupTicks` are not recorded). */
+  tick(k: number): void {
+    const opts = this.#opts
     const tick = opts.firstTick + k
-    playTick(room, tick, opts.tickHz, random)
-    prepareViewers(viewers, tick - spec.ackLag, opts.firstTick)
+    playTick(this.#room, tick, opts.tickHz, this.#random)
+    this.#prepareViewers(tick - this.#spec.ackLag)
+    const { snapshotNs, encodeNs } = this.#sendTick(tick)
+    const measuring = k >= opts.warmupTicks
+    // The naive encoders run during the warm-up too, so they are compiled when measured.
+    const { fullStates, deltas } = this.#receiveTick(tick, measuring)
+    const json = timeEach(fullStates, (v) => JSON.stringify(v).length) // ASCII only: length = bytes
+    const msgpack = timeEach(deltas, (v) => pack(v).length)
+    if (!measuring) return
+    this.#snapshotNs[k - opts.warmupTicks] = snapshotNs
+    this.#encodeNs[k - opts.warmupTicks] = encodeNs
+    const t = this.#totals
+    t.jsonBytes += json.bytes
+    t.jsonNs += json.ns
+    t.msgpackBytes += msgpack.bytes
+    t.msgpackNs += msgpack.ns
+    t.naiveEncodes += this.#clients.length
+    this.#recordFrames()
+  }
 
+  /** The clients' acks of tick `ackTick` arrive (once it was sent), then the server's flow-control check, as before a send. */
+  #prepareViewers(ackTick: number): void {
+    for (const v of this.#viewers) {
+      if (ackTick >= this.#opts.firstTick && v.ack(ackTick) !== AckResult.OK) throw new Error(`ack of tick ${ackTick} refused`)
+      if (!v.canSend()) throw new Error(`viewer of entity ${v.entity} paused by its ack window`)
+    }
+  }
+
+  /** The timed part, as in the server's sendTick: snapshot, then one frame per player. */
+  #sendTick(tick: number): { snapshotNs: number; encodeNs: number } {
+    const rep = this.#rep
+    const viewers = this.#viewers
+    const seats = this.#room.seats
+    const outs = this.#outs
+    const lens = this.#lens
     const t0 = process.hrtime.bigint()
     rep.snapshot(tick)
     const t1 = process.hrtime.bigint()
-    for (let i = 0; i < seats.length; i++) lens[i] = rep.encode(viewers[i] as Viewer, (seats[i] as Seat).appliedSeq, outs[i] as Uint8Array)
+    for (let i = 0; i < viewers.length; i++) {
+      lens[i] = rep.encode(viewers[i] as Viewer, (seats[i] as Seat).appliedSeq, outs[i] as Uint8Array)
+    }
     const t2 = process.hrtime.bigint()
+    return { snapshotNs: Number(t1 - t0), encodeNs: Number(t2 - t1) }
+  }
 
-    const measuring = k >= opts.warmupTicks
-    const visible: number[] = []
+  /** Each sampled client applies its frame and is checked against the server; returns the naive encoders' inputs. */
+  #receiveTick(tick: number, measuring: boolean): { fullStates: object[]; deltas: object[] } {
     const fullStates: object[] = []
     const deltas: object[] = []
-    for (const c of clients) {
-      const frame = decodeState(c.out.subarray(0, lens[c.index]))
+    for (const c of this.#clients) {
+      const bytes = c.out.subarray(0, this.#lens[c.index])
+      const frame = decodeState(bytes)
       c.table.apply(frame)
-      const seat = seats[c.index] as Seat
-      neighborhood(room.grid, seat.entity, visible)
-      if (visible.length > opts.replicator.maxVisible) throw new Error(`player ${c.index} sees ${visible.length} entities, over maxVisible: the bench assumes no cap`)
-      checkTable(c.table, tick, visible, rep, `player ${c.index}`)
-      if (measuring) addSample(totals, c.out.subarray(0, lens[c.index]), frame)
+      const visible = neighborhood(this.#room.grid, (this.#room.seats[c.index] as Seat).entity, this.#visible)
+      if (visible.length > this.#opts.replicator.maxVisible) {
+        throw new Error(`player ${c.index} sees ${visible.length} entities, over maxVisible: the bench assumes no cap`)
+      }
+      checkTable(c.table, tick, visible, this.#rep, `player ${c.index}`)
+      if (measuring) addSample(this.#totals, bytes, frame)
       fullStates.push(plainFullState(c.table))
       deltas.push(plainDelta(frame, c.table))
     }
-    const json = timeEach(fullStates, (v) => JSON.stringify(v).length) // ASCII only: length = bytes
-    const msgpack = timeEach(deltas, (v) => pack(v).length)
-    if (!measuring) continue
-
-    const m = k - opts.warmupTicks
-    snapshotNs[m] = Number(t1 - t0)
-    encodeNs[m] = Number(t2 - t1)
-    for (let i = 0; i < seats.length; i++) {
-      totals.frameBytes += lens[i] as number
-      totals.visible += neighborhood(room.grid, (seats[i] as Seat).entity, visible).length
-      if ((viewers[i] as Viewer).lastFull !== FullReason.NONE) totals.fullFrames++
-    }
-    totals.frames += seats.length
-    totals.jsonBytes += json.bytes
-    totals.jsonNs += json.ns
-    totals.msgpackBytes += msgpack.bytes
-    totals.msgpackNs += msgpack.ns
-    totals.naiveEncodes += clients.length
+    return { fullStates, deltas }
   }
-  return result(spec, opts, clients.length, totals, snapshotNs, encodeNs)
-}
 
-/** The clients' acks of tick `ackTick` arrive (once it was sent), then the server's flow-control check, as before a send. */
-function prepareViewers(viewers: readonly Viewer[], ackTick: number, firstTick: number): void {
-  for (const v of viewers) {
-    if (ackTick >= firstTick && v.ack(ackTick) !== AckResult.OK) throw new Error(`ack of tick ${ackTick} refused`)
-    if (!v.canSend()) throw new Error(`viewer of entity ${v.entity} paused by its ack window`)
+  /** Frame sizes, visible counts and full states of every player this tick. */
+  #recordFrames(): void {
+    const t = this.#totals
+    const seats = this.#room.seats
+    for (let i = 0; i < seats.length; i++) {
+      t.frameBytes += this.#lens[i] as number
+      t.visible += neighborhood(this.#room.grid, (seats[i] as Seat).entity, this.#visible).length
+      if ((this.#viewers[i] as Viewer).lastFull !== FullReason.NONE) t.fullFrames++
+    }
+    t.frames += seats.length
+  }
+
+  result(): ScenarioResult {
+    const { players } = this.#spec
+    const t = this.#totals
+    const perFrame = (x: number): number => x / t.sampleFrames
+    const snapshotNs = this.#snapshotNs
+    const encodeNs = this.#encodeNs
+    return {
+      ...this.#spec,
+      measuredTicks: this.#opts.measuredTicks,
+      visibleAvg: t.visible / t.frames,
+      bytesPerPlayerTick: t.frameBytes / t.frames,
+      fullFrames: t.fullFrames,
+      sample: {
+        players: this.#clients.length,
+        frames: t.sampleFrames,
+        bytesPerFrame: {
+          header: perFrame(t.header),
+          removed: perFrame(t.removed),
+          changed: perFrame(t.changed),
+          created: perFrame(t.created),
+        },
+        entitiesPerFrame: {
+          changed: perFrame(t.changedEntities),
+          created: perFrame(t.createdEntities),
+          removed: perFrame(t.removedEntities),
+        },
+      },
+      bytesPerChangedEntity: {
+        changedList: t.changed / t.changedEntities,
+        wholeFrame: (t.header + t.removed + t.changed + t.created) / t.changedEntities,
+      },
+      cpu: {
+        snapshotUsPerTick: summarize(snapshotNs.map((ns) => ns / 1000)),
+        snapshotNsPerPlayer: summarize(snapshotNs.map((ns) => ns / players)),
+        encodeNsPerPlayer: summarize(encodeNs.map((ns) => ns / players)),
+        totalNsPerPlayer: summarize(snapshotNs.map((ns, i) => (ns + (encodeNs[i] as number)) / players)),
+      },
+      json: { bytes: t.jsonBytes / t.naiveEncodes, nsPerEncode: t.jsonNs / t.naiveEncodes },
+      msgpackr: { bytes: t.msgpackBytes / t.naiveEncodes, nsPerEncode: t.msgpackNs / t.naiveEncodes },
+    }
   }
 }
 
@@ -206,41 +298,4 @@ function timeEach<T>(values: readonly T[], encode: (value: T) => number): { byte
   const t0 = process.hrtime.bigint()
   for (const v of values) bytes += encode(v)
   return { bytes, ns: Number(process.hrtime.bigint() - t0) }
-}
-
-function result(
-  spec: ScenarioSpec,
-  opts: RunOptions,
-  samplePlayers: number,
-  t: Totals,
-  snapshotNs: Float64Array,
-  encodeNs: Float64Array,
-): ScenarioResult {
-  const players = spec.players
-  const perFrame = (x: number): number => x / t.sampleFrames
-  return {
-    ...spec,
-    measuredTicks: opts.measuredTicks,
-    visibleAvg: t.visible / t.frames,
-    bytesPerPlayerTick: t.frameBytes / t.frames,
-    fullFrames: t.fullFrames,
-    sample: {
-      players: samplePlayers,
-      frames: t.sampleFrames,
-      bytesPerFrame: { header: perFrame(t.header), removed: perFrame(t.removed), changed: perFrame(t.changed), created: perFrame(t.created) },
-      entitiesPerFrame: { changed: perFrame(t.changedEntities), created: perFrame(t.createdEntities), removed: perFrame(t.removedEntities) },
-    },
-    bytesPerChangedEntity: {
-      changedList: t.changed / t.changedEntities,
-      wholeFrame: (t.header + t.removed + t.changed + t.created) / t.changedEntities,
-    },
-    cpu: {
-      snapshotUsPerTick: summarize(snapshotNs.map((ns) => ns / 1000)),
-      snapshotNsPerPlayer: summarize(snapshotNs.map((ns) => ns / players)),
-      encodeNsPerPlayer: summarize(encodeNs.map((ns) => ns / players)),
-      totalNsPerPlayer: summarize(snapshotNs.map((ns, i) => (ns + (encodeNs[i] as number)) / players)),
-    },
-    json: { bytes: t.jsonBytes / t.naiveEncodes, nsPerEncode: t.jsonNs / t.naiveEncodes },
-    msgpackr: { bytes: t.msgpackBytes / t.naiveEncodes, nsPerEncode: t.msgpackNs / t.naiveEncodes },
-  }
 }
