@@ -3,7 +3,7 @@
  * port, so it can stay private while the game port is public.
  */
 import type { Logger } from '../log.js'
-import uWS, { type us_listen_socket } from './uws.js'
+import uWS, { listenExclusive, type us_listen_socket } from './uws.js'
 
 export interface MetricsEndpoint {
   readonly port: number
@@ -37,7 +37,8 @@ export function serveMetrics(
     res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('not found: try /metrics\n')
   })
   return new Promise((resolve, reject) => {
-    app.listen(host, port, (sock: us_listen_socket | false) => {
+    // Exclusive: a second process on the same metrics port must fail loudly, not share it.
+    listenExclusive(app, host, port, (sock: us_listen_socket | false) => {
       if (!sock) return reject(new Error(`cannot listen for metrics on ${host}:${port} (in use, or not permitted)`))
       resolve({
         port: uWS.us_socket_local_port(sock as never),

@@ -23,3 +23,16 @@ export function assertNativeUws(): void {
       'imitation. tickwire needs Node 20 (16/18 also work) on Linux/macOS/Windows x64 or arm64 with glibc >= 2.27. Refusing to start.',
   )
 }
+
+type ListenCallback = (sock: import('uWebSockets.js').us_listen_socket | false) => void
+
+/**
+ * Listens without SO_REUSEPORT, so a port already taken fails instead of being
+ * shared. Not for the public port (which workers share on purpose). The
+ * typings lack both the constant and the (host, port, options, cb) overload.
+ */
+export function listenExclusive(app: import('uWebSockets.js').TemplatedApp, host: string, port: number, cb: ListenCallback): void {
+  const flag = (uWS as unknown as { LIBUS_LISTEN_EXCLUSIVE_PORT: number }).LIBUS_LISTEN_EXCLUSIVE_PORT
+  const listen = app.listen as unknown as (h: string, p: number, o: number, cb: ListenCallback) => void
+  listen.call(app, host, port, flag, cb)
+}

@@ -1,0 +1,98 @@
+/**
+ * /metrics over HTTP, checked by the real Prometheus parser (`promtool check
+ * metrics`, from Debian's prometheus package, which .ci/run installs), and by
+ * watching counters move when their events happen.
+ */
+import { spawnSync } from 'node:child_process'
+import t from 'tap'
+import { encodeInput } from '../proto/index.js'
+import { TickwireClient } from '../src/client/index.js'
+import { DEFAULT_TOTAL_GAUGES } from '../src/metrics/registry.js'
+import { freePort, parseSamples, sample, sleep, startTest, waitFor } from './helpers/server.js'
+
+function promtool(text: string): { available: boolean; problems: string[] } {
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })
+  if (r.error) return { available: false, problems: [] }
+  // promtool lints to stdout or stderr depending on the version.
+  const lines = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => l.trim() !== '')
+  // The documented allowlist: prom-client's default metrics name three gauges *_total.
+  const problems = lines.filter((l) => !DEFAULT_TOTAL_GAUGES.some((name) => l.startsWith(`${name} `)))
+  return { available: true, problems }
+}
+
+t.test('GET /metrics passes promtool (with the documented allowlist) and lists every series', async (t) => {
+  const metricsPort = await freePort()
+  const tw = await startTest({ metricsPort, metricsHost: '127.0.0.1' })
+  t.teardown(() => tw.stop())
+  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+  t.equal(res.status, 200)
+  t.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0.0.4/)
+  const text = await res.text()
+  const check = promtool(text)
+  if (!check.available) {
+    if (process.env.TICKWIRE_SKIP_PROMTOOL === '1') t.comment('SKIPPED promtool check: not installed and TICKWIRE_SKIP_PROMTOOL=1')
+    else t.fail('promtool not found: install Debian\'s "prometheus" package (bash .ci/run does), or set TICKWIRE_SKIP_PROMTOOL=1')
+  } else t.same(check.problems, [], 'promtool check metrics: no problems beyond the allowlist')
+  const samples = parseSamples(text)
+  for (const name of [
+    'tickwire_tick_duration_seconds_count',
+    'tickwire_tick_overruns_total',
+    'tickwire_ticks_skipped_total',
+    'tickwire_players',
+    'tickwire_rooms',
+    'tickwire_sent_bytes_total',
+    'tickwire_state_frames_sent_total',
+    'tickwire_deltas_skipped_total{reason="ack_window"}',
+    'tickwire_deltas_skipped_total{reason="buffered"}',
+    'tickwire_full_states_total{reason="baseline_expired"}',
+    'tickwire_disconnects_total{reason="too_slow"}',
+    'tickwire_inputs_rejected_total{reason="range"}',
+    'process_cpu_seconds_total',
+    'process_resident_memory_bytes',
+  ]) {
+    t.ok(samples.has(name), name)
+  }
+  for (const key of samples.keys()) {
+    if (/(player|room|socket|conn)_?id=/.test(key)) t.fail(`per-player or per-room label: ${key}`)
+  }
+  t.equal((await fetch(`http://127.0.0.1:${metricsPort}/other`)).status, 404)
+})
+
+t.test('counters move when their events happen', async (t) => {
+  const tw = await startTest({ tickHz: 30 })
+  t.teardown(() => tw.stop())
+  const m0 = await tw.metrics.text()
+  t.equal(sample(m0, 'tickwire_players'), 0)
+  const a = await TickwireClient.connect(tw.url, { room: 'm' })
+  const b = await TickwireClient.connect(tw.url, { room: 'm' })
+  await waitFor(() => a.table.tick > 5 && b.table.tick > 5, 2000, 'frames')
+  a.sendInput([50, 50])
+  await sleep(300)
+  const m1 = await tw.metrics.text()
+  t.equal(sample(m1, 'tickwire_players'), 2)
+  t.equal(sample(m1, 'tickwire_rooms'), 1)
+  t.equal(sample(m1, 'tickwire_connections_total'), 2)
+  t.equal(sample(m1, 'tickwire_full_states_total{reason="join"}') >= 2, true)
+  t.ok(sample(m1, 'tickwire_ticks_total') > sample(m0, 'tickwire_ticks_total'), 'ticks')
+  t.ok(sample(m1, 'tickwire_tick_duration_seconds_count') > 5, 'tick durations observed')
+  t.ok(sample(m1, 'tickwire_state_frames_sent_total') >= a.framesReceived - 1, 'frames sent')
+  t.ok(sample(m1, 'tickwire_sent_bytes_total') >= a.bytesReceived, 'bytes sent')
+  t.equal(sample(m1, 'tickwire_inputs_total'), 1)
+  t.ok(sample(m1, 'tickwire_received_messages_total') > 5, 'acks received')
+
+  const closed = new Promise<number>((r) => b.on('close', (c) => r(c)))
+  b.sendRaw(encodeInput(1, b.table.tick, [1000, 0]))
+  await closed
+  a.close()
+  await waitFor(() => tw.rooms.players === 0, 2000, 'both gone')
+  const m2 = await tw.metrics.text()
+  t.equal(sample(m2, 'tickwire_inputs_rejected_total{reason="range"}'), 1)
+  t.equal(sample(m2, 'tickwire_disconnects_total{reason="bad_input"}'), 1)
+  t.equal(sample(m2, 'tickwire_disconnects_total{reason="client_closed"}'), 1)
+  t.equal(sample(m2, 'tickwire_players'), 0)
+  t.equal(sample(m2, 'tickwire_rooms'), 0, 'the empty room was disposed')
+  // Counters never go backwards between scrapes.
+  for (const [k, v] of parseSamples(m1)) {
+    if (k.endsWith('_total') && !k.startsWith('nodejs_active')) t.ok((parseSamples(m2).get(k) ?? -1) >= v, `${k} monotonic`)
+  }
+})
