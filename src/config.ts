@@ -179,3 +179,13 @@ export function helpText(): string {
     '',
   ].join('\n')
 }
+
+/** The option table as Markdown (the README embeds it; a test keeps the two equal). */
+export function markdownTable(): string {
+  const rows = (Object.keys(OPTIONS) as OptionName[]).map((key) => {
+    const s: OptionSpec = OPTIONS[key]
+    const range = s.min !== undefined ? `${s.min}..${s.max}` : ''
+    return `| \`${flagName(key)}\` | \`${envName(key)}\` | ${String(s.default)} | ${s.unit} | ${range} | ${s.doc} |`
+  })
+  return ['| flag | environment | default | unit | range | meaning |', '|---|---|---|---|---|---|', ...rows].join('\n')
+}

@@ -1,0 +1,30 @@
+/** The README and the code must agree: the config table, the close codes, the metric names. */
+import { readFileSync } from 'node:fs'
+import t from 'tap'
+import { CloseCode } from '../proto/index.js'
+import { withConfigTable } from '../scripts/config-table.js'
+import { DisconnectReason, RejectReason } from '../src/metrics/stats.js'
+import { startTest } from './helpers/server.js'
+
+const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+
+t.test('the README config table is the generated one (npm run docs)', async (t) => {
+  t.equal(readme, withConfigTable(readme))
+})
+
+t.test('every close code is in the README table', async (t) => {
+  for (const [name, code] of Object.entries(CloseCode)) {
+    if (name === 'TOO_BIG') continue // reserved: uWS sends 1006 instead (documented in the 1006 row)
+    t.match(readme, new RegExp(`\\| ${code} \\| ${name} \\|`), name)
+  }
+})
+
+t.test('every exported tickwire_* series and reason label is documented', async (t) => {
+  const tw = await startTest()
+  t.teardown(() => tw.stop())
+  const text = await tw.metrics.text()
+  const names = new Set([...text.matchAll(/^# TYPE (tickwire_\S+)/gm)].map((m) => m[1] as string))
+  t.ok(names.size > 15)
+  for (const n of names) t.match(readme, `\`${n}`, n)
+  for (const r of [...Object.values(DisconnectReason), ...Object.values(RejectReason)]) t.match(readme, `\`${r}\``, r)
+})
