@@ -12,7 +12,7 @@ export const PROTOCOL_VERSION = 1 as const
 export const MsgType = {
   /** server -> client: `[1, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input]` */
   WELCOME: 1,
-  /** server -> client: `[2, tick, baseTick, inputSeq, removed, changed, created]` */
+  /** server -> client: `[2, tick, baseAge, inputSeq, removed, changed, created]`; ids gap-coded */
   STATE: 2,
   /** server -> client: `[3, clientTime]`: answer to PING */
   PONG: 3,

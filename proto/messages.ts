@@ -35,10 +35,14 @@ export interface Welcome {
 }
 
 /**
- * A state update. `baseTick` 0 means a full state: the client clears its table
- * first. Otherwise it applies the frame to its copy of tick `baseTick`.
- * `changed` is flat: `id, mask, zigzag(delta)...` with one delta per set mask
- * bit in field order. `created` is flat: `id, value...` with every field.
+ * A state update, as decoded. `baseTick` 0 means a full state: the client
+ * clears its table first. Otherwise it applies the frame to its copy of tick
+ * `baseTick`. On the wire the third element is `tick - baseTick` (0: full).
+ * In all three lists each entity id is written as the difference from the
+ * previous id of that list (the first from 0); ids ascend. `removed` is
+ * `idGap...`; `changed` is flat: `idGap, mask, zigzag(delta)...` with one
+ * delta per set mask bit in field order; `created` is flat: `idGap, value...`
+ * with every field.
  */
 export interface StateFrame {
   readonly tick: number
@@ -119,13 +123,14 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
   if (!Array.isArray(m)) throw new ProtocolError('frame is not an array')
   switch (m[0]) {
     case MsgType.STATE: {
-      const [, tick, baseTick, inputSeq, removed, changed, created] = m
-      if (m.length !== 7 || !isInt(tick) || !isInt(baseTick) || !isInt(inputSeq)) {
+      const [, tick, baseAge, inputSeq, removed, changed, created] = m
+      if (m.length !== 7 || !isInt(tick) || !isInt(baseAge) || !isInt(inputSeq) || baseAge < 0 || baseAge >= tick) {
         throw new ProtocolError('bad STATE header')
       }
       if (!isIntArray(removed) || !isIntArray(changed) || !isIntArray(created)) {
         throw new ProtocolError('bad STATE body')
       }
+      const baseTick = baseAge === 0 ? 0 : tick - baseAge
       return { type: MsgType.STATE, tick, baseTick, inputSeq, removed, changed, created }
     }
     case MsgType.WELCOME: {

@@ -83,7 +83,7 @@ t.test('every server message round-trips', async (t) => {
   t.same(decodeServerMessage(encodeWelcome(welcome)), { type: MsgType.WELCOME, ...welcome })
   t.same(decodeServerMessage(encodePong(123.5)), { type: MsgType.PONG, clientTime: 123.5 })
   const state = { tick: 100, baseTick: 98, inputSeq: 3, removed: [4], changed: [5, 6, 2, 3], created: [9, 0, 10, 20, 0] }
-  const bytes = new Packr({ useRecords: false }).pack([MsgType.STATE, 100, 98, 3, [4], [5, 6, 2, 3], [9, 0, 10, 20, 0]])
+  const bytes = new Packr({ useRecords: false }).pack([MsgType.STATE, 100, 2, 3, [4], [5, 6, 2, 3], [9, 0, 10, 20, 0]])
   t.same(decodeServerMessage(bytes), { type: MsgType.STATE, ...state })
 })
 
@@ -94,6 +94,7 @@ t.test('decodeServerMessage throws ProtocolError on off-spec frames', async (t) 
   t.throws(() => decodeServerMessage(p.pack([99])), { message: /unknown message type/ })
   t.throws(() => decodeServerMessage(p.pack([MsgType.STATE, 1, 0, 0, [], [1.5], []])), { message: /bad STATE body/ })
   t.throws(() => decodeServerMessage(p.pack([MsgType.STATE, 1, 0])), { message: /bad STATE header/ })
+  t.throws(() => decodeServerMessage(p.pack([MsgType.STATE, 5, 5, 0, [], [], []])), { message: /bad STATE header/ }, 'base age reaching before tick 1')
   t.throws(() => decodeServerMessage(p.pack([MsgType.WELCOME, 1])), { message: /bad WELCOME/ })
   t.throws(() => decodeServerMessage(p.pack([MsgType.PONG])), { message: /bad PONG/ })
 })

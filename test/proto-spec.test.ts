@@ -177,7 +177,7 @@ function scenario() {
 
 t.test('STATE examples re-encode byte for byte from a real RoomReplicator', async (t) => {
   const { world, grid, rep, set } = scenario()
-  const out = new Uint8Array(rep.maxFrameBytes)
+  const out = new Uint8Array(rep.encodeBufferBytes)
   const avatar = world.spawn()
   const orb1 = world.spawn()
   t.same([avatar, orb1], [0, 1])
@@ -246,7 +246,7 @@ t.test('zigzag table', async (t) => {
 
 t.test('flow control and acks behave as documented', async (t) => {
   const { world, grid, rep, set } = scenario()
-  const out = new Uint8Array(rep.maxFrameBytes)
+  const out = new Uint8Array(rep.encodeBufferBytes)
   const e = world.spawn()
   set(e, 0, 10, 10, 0)
   const v = rep.newViewer(e)

@@ -7,7 +7,7 @@
 import t, { type Test } from 'tap'
 import { MsgType, decodeServerMessage, type FieldSpec } from '../proto/index.js'
 import { EntityTable } from '../src/client/table.js'
-import { AckResult, FullReason, RoomReplicator, maxFrameBytes, type Viewer } from '../src/replicate/replicator.js'
+import { AckResult, FullReason, RoomReplicator, encodeBufferBytes, maxFrameBytes, type Viewer } from '../src/replicate/replicator.js'
 import { Grid } from '../src/sim/grid.js'
 import { mulberry32 } from '../src/sim/random.js'
 import { World } from '../src/sim/world.js'
@@ -53,7 +53,7 @@ function run(seed: number, ticks: number, t: Test): { full: Record<number, numbe
     clients.push({ viewer: rep.newViewer(e), table: new EntityTable(FIELDS, H + 2), inbox: [], acks: [], expected: new Map(), paused: 0 })
   }
   const owned = new Set(clients.map((c) => c.viewer.entity))
-  const out = new Uint8Array(maxFrameBytes(maxVisible, FIELDS.length))
+  const out = new Uint8Array(encodeBufferBytes(maxVisible, FIELDS.length))
   const full: Record<number, number> = { 0: 0, 1: 0, 2: 0 }
   let frames = 0
   let skipped = 0
@@ -89,6 +89,7 @@ function run(seed: number, ticks: number, t: Test): { full: Record<number, numbe
         continue // flow control, or a skip as under socket backpressure
       }
       const len = rep.encode(c.viewer, 0, out)
+      if (len > maxFrameBytes(maxVisible, FIELDS.length)) t.fail(`frame of ${len} bytes over the bound`)
       full[c.viewer.lastFull] = (full[c.viewer.lastFull] ?? 0) + 1
       frames++
       c.inbox.push(out.slice(0, len))
@@ -166,7 +167,7 @@ t.test('Viewer.ack validates ticks against what was sent', async (t) => {
   const e = world.spawn()
   grid.rebuild()
   const v = rep.newViewer(e)
-  const out = new Uint8Array(rep.maxFrameBytes)
+  const out = new Uint8Array(rep.encodeBufferBytes)
   rep.snapshot(1)
   rep.encode(v, 0, out)
   rep.snapshot(2)

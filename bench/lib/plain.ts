@@ -38,9 +38,11 @@ export function plainFullState(table: EntityTable): PlainEntity[] {
  */
 export function plainDelta(frame: StateFrame, table: EntityTable): object {
   const fields = table.fields
+  // Frame ids are gaps from the previous id of the same list.
   const changed: PlainEntity[] = []
+  let id = 0
   for (let i = 0; i < frame.changed.length; ) {
-    const id = frame.changed[i++] as number
+    id += frame.changed[i++] as number
     const mask = frame.changed[i++] as number
     const values = entityValues(table, id)
     const o: PlainEntity = { id }
@@ -53,9 +55,12 @@ export function plainDelta(frame: StateFrame, table: EntityTable): object {
     changed.push(o)
   }
   const created: PlainEntity[] = []
+  id = 0
   for (let i = 0; i < frame.created.length; i += 1 + fields.length) {
-    const id = frame.created[i] as number
+    id += frame.created[i] as number
     created.push(plainEntity(id, entityValues(table, id), fields))
   }
-  return { tick: frame.tick, base: frame.baseTick, inputSeq: frame.inputSeq, removed: frame.removed, changed, created }
+  id = 0
+  const removed = frame.removed.map((gap) => (id += gap))
+  return { tick: frame.tick, base: frame.baseTick, inputSeq: frame.inputSeq, removed, changed, created }
 }

@@ -124,12 +124,12 @@ class ScenarioRun {
     this.#room = fullRoom(spec.players, spec.cellSize, opts.seed)
     this.#rep = new RoomReplicator(this.#room.world, this.#room.grid, arena.fields, opts.replicator)
     this.#viewers = this.#room.seats.map((s) => this.#rep.newViewer(s.entity))
-    const shared = new Uint8Array(this.#rep.maxFrameBytes)
+    const shared = new Uint8Array(this.#rep.encodeBufferBytes)
     this.#outs = this.#viewers.map(() => shared)
     const stride = Math.max(1, Math.floor(spec.players / opts.samplePlayers))
     for (let i = 0; i < spec.players; i += stride) {
       const table = new EntityTable(arena.fields, opts.replicator.historyTicks)
-      const client = { index: i, table, out: new Uint8Array(this.#rep.maxFrameBytes) }
+      const client = { index: i, table, out: new Uint8Array(this.#rep.encodeBufferBytes) }
       this.#clients.push(client)
       this.#outs[i] = client.out
     }

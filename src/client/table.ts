@@ -63,15 +63,19 @@ export class EntityTable {
     }
     if (frame.tick <= this.#tick) throw new ProtocolError(`STATE ${frame.tick} is not newer than ${this.#tick}`)
     const next = new Map(base)
+    // Ids are gaps from the previous id of the same list (the first from 0).
     const removed: number[] = []
-    for (const id of frame.removed) {
+    let id = 0
+    for (const gap of frame.removed) {
+      id += gap
       if (!next.delete(id)) throw new ProtocolError(`STATE ${frame.tick} removes unknown entity ${id}`)
       removed.push(id)
     }
     const changed: number[] = []
     const ch = frame.changed
+    id = 0
     for (let i = 0; i < ch.length; ) {
-      const id = ch[i++] as number
+      id += ch[i++] as number
       const mask = ch[i++] as number
       const old = next.get(id)
       if (!old || mask === undefined) throw new ProtocolError(`STATE ${frame.tick} changes unknown entity ${id}`)
@@ -88,8 +92,9 @@ export class EntityTable {
     const created: number[] = []
     const cr = frame.created
     if (cr.length % (1 + F) !== 0) throw new ProtocolError(`STATE ${frame.tick}: created list length ${cr.length} is not a multiple of ${1 + F}`)
+    id = 0
     for (let i = 0; i < cr.length; i += 1 + F) {
-      const id = cr[i] as number
+      id += cr[i] as number
       next.set(id, Int32Array.from(cr.slice(i + 1, i + 1 + F)))
       created.push(id)
     }

@@ -29,7 +29,7 @@ import {
 } from '../../proto/index.js'
 import type { Logger } from '../log.js'
 import { DisconnectReason, FullStateReason, RejectReason, SkipReason, Stats, UpgradeRejectReason } from '../metrics/stats.js'
-import { AckResult, FullReason, RoomReplicator, maxFrameBytes, type Viewer } from '../replicate/replicator.js'
+import { AckResult, FullReason, RoomReplicator, encodeBufferBytes, maxFrameBytes, type Viewer } from '../replicate/replicator.js'
 import { JoinRefusal, type Room, type Rooms, type Seat } from '../sim/room.js'
 import uWS, { type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js'
 
@@ -102,7 +102,7 @@ export class GameServer {
     this.#log = log
     const game = rooms.game
     const frameMax = maxFrameBytes(opts.maxVisible, game.fields.length)
-    this.#out = new Uint8Array(frameMax)
+    this.#out = new Uint8Array(encodeBufferBytes(opts.maxVisible, game.fields.length))
     rooms.onCreate = (room) => {
       room.link = new RoomReplicator(room.world, room.grid, game.fields, opts)
     }

@@ -6,13 +6,15 @@
  * against the last tick it acknowledged, or a full state when that tick has
  * left the history. Work shared between players is done once per tick:
  *
- *  - an entity's "created" chunk (`id, value...`) is encoded once per tick;
- *  - an entity's "changed" chunk against base tick B (`id, mask, delta...`) is
+ *  - an entity's "created" chunk (`value...`) is encoded once per tick;
+ *  - an entity's "changed" chunk against base tick B (`mask, delta...`) is
  *    encoded once per (tick, B), and players acking the same B share it;
- *  - the list of entities around a grid cell is gathered once per tick.
+ *  - the sorted list of entities around a grid cell is gathered once per tick.
  *
- * A player's frame is then a header plus copies of cached chunks. Everything
- * lives in typed arrays sized at construction; the chunk arena only grows.
+ * A player's frame is then a header plus, per entity, its id (as the gap from
+ * the previous id, so ids stay one byte in big rooms) and a copy of a cached
+ * chunk. Everything lives in typed arrays sized at construction; the chunk
+ * arena only grows.
  */
 import { MsgType, writeArrayHeader, writeInt, zigzag, type FieldSpec } from '../../proto/index.js'
 import type { Grid } from '../sim/grid.js'
@@ -37,8 +39,17 @@ export type AckResult = (typeof AckResult)[keyof typeof AckResult]
 
 /** Upper bound on one frame's size for `maxVisible` entities of `fieldCount` fields. */
 export function maxFrameBytes(maxVisible: number, fieldCount: number): number {
-  // header (fixarray + type + 3 ints) + 3 array headers + removed ids + per entity the larger chunk
-  return 1 + 1 + 15 + 15 + maxVisible * 5 + maxVisible * (6 + 5 * fieldCount)
+  return headerAndRemovedBytes(maxVisible) + 10 + maxVisible * (6 + 5 * fieldCount)
+}
+
+/** Most bytes before the changed list: fixarray, type, 3 ints, removed list, changed list header. */
+function headerAndRemovedBytes(maxVisible: number): number {
+  return 2 + 15 + 5 + maxVisible * 5 + 5
+}
+
+/** Size of the buffer `encode` writes into: a frame plus room to build the changed list in place. */
+export function encodeBufferBytes(maxVisible: number, fieldCount: number): number {
+  return headerAndRemovedBytes(maxVisible) + maxFrameBytes(maxVisible, fieldCount)
 }
 
 /**
@@ -149,13 +160,10 @@ export class RoomReplicator {
   // Per-tick chunk caches; an entry is valid when its stamp equals the tick.
   #arena: Uint8Array
   #arenaPos = 0
-  readonly #createdStamp: Float64Array
-  readonly #createdOff: Int32Array
-  readonly #createdLen: Int32Array
-  readonly #changeStamp: Float64Array
-  readonly #changeOff: Int32Array
-  readonly #changeLen: Int32Array
-  readonly #changeElems: Uint8Array
+  // One record per entity (created) or per (base slot, entity) (changed), so a
+  // lookup touches one cache line: [stamp (tick | 0), offset, length, elements].
+  readonly #created: Int32Array
+  readonly #change: Int32Array
 
   // Per-tick neighborhood lists per grid cell.
   readonly #cellStamp: Float64Array
@@ -167,7 +175,11 @@ export class RoomReplicator {
   // Scratch for one viewer's encode.
   readonly #mark: Uint32Array
   #markGen = 0
+  readonly #fresh: Int32Array
   readonly #refOff: Int32Array
+  readonly #refId: Int32Array
+  /** Where encode builds the changed list in `out`: past any header and removed list. */
+  readonly #changedAt: number
   readonly #refLen: Int32Array
   readonly #removed: Int32Array
 
@@ -188,20 +200,18 @@ export class RoomReplicator {
     this.#histGen = new Uint32Array(H * C)
     this.#histTick = new Float64Array(H).fill(-1)
     this.#arena = new Uint8Array(64 * 1024)
-    this.#createdStamp = new Float64Array(C).fill(-1)
-    this.#createdOff = new Int32Array(C)
-    this.#createdLen = new Int32Array(C)
-    this.#changeStamp = new Float64Array(H * C).fill(-1)
-    this.#changeOff = new Int32Array(H * C)
-    this.#changeLen = new Int32Array(H * C)
-    this.#changeElems = new Uint8Array(H * C)
+    this.#created = new Int32Array(C * 4).fill(-1)
+    this.#change = new Int32Array(H * C * 4).fill(-1)
     const cells = grid.cols * grid.rows
     this.#cellStamp = new Float64Array(cells).fill(-1)
     this.#cellOff = new Int32Array(cells)
     this.#cellLen = new Int32Array(cells)
     this.#cellPool = new Int32Array(Math.max(1024, this.#maxVisible * 16))
     this.#mark = new Uint32Array(C)
+    this.#fresh = new Int32Array(opts.maxVisible + 1)
     this.#refOff = new Int32Array(opts.maxVisible)
+    this.#refId = new Int32Array(opts.maxVisible)
+    this.#changedAt = headerAndRemovedBytes(opts.maxVisible)
     this.#refLen = new Int32Array(opts.maxVisible)
     this.#removed = new Int32Array(opts.maxVisible)
   }
@@ -215,11 +225,18 @@ export class RoomReplicator {
     return maxFrameBytes(this.#maxVisible, this.#F)
   }
 
+  /** Size `encode`'s output buffer must have. */
+  get encodeBufferBytes(): number {
+    return encodeBufferBytes(this.#maxVisible, this.#F)
+  }
+
   /** Records the world as tick `tick` and starts a new round of per-tick caches. */
   snapshot(tick: number): void {
     const H = this.#H
     const C = this.#C
     const F = this.#F
+    // Chunk caches are keyed by tick: snapshotting a tick twice would serve stale chunks.
+    if (tick <= this.#tick) throw new RangeError(`snapshot(${tick}) after snapshot(${this.#tick}): ticks must increase`)
     const slot = tick % H
     this.#tick = tick
     this.#slot = slot
@@ -230,14 +247,13 @@ export class RoomReplicator {
     const cols = this.#columns
     const invQ = this.#invQ
     const gBase = slot * C
-    for (let e = 0; e < C; e++) {
-      if (alive[e] !== 1) {
-        gen[gBase + e] = 0
-        continue
-      }
-      gen[gBase + e] = generation[e] as number
-      const o = (gBase + e) * F
-      for (let f = 0; f < F; f++) hist[o + f] = Math.round(((cols[f] as Float64Array)[e] as number) * (invQ[f] as number))
+    for (let e = 0; e < C; e++) gen[gBase + e] = alive[e] === 1 ? (generation[e] as number) : 0
+    // Field by field: each pass streams one column (dead slots are quantized too; nothing reads them).
+    const hBase = gBase * F
+    for (let f = 0; f < F; f++) {
+      const col = cols[f] as Float64Array
+      const q = invQ[f] as number
+      for (let e = 0, o = hBase + f; e < C; e++, o += F) hist[o] = Math.round((col[e] as number) * q)
     }
     this.#arenaPos = 0
     this.#cellPoolPos = 0
@@ -260,16 +276,16 @@ export class RoomReplicator {
 
   /**
    * Encodes the current tick's STATE frame for `v` into `out` (at least
-   * `maxFrameBytes` long) and records it as sent. Returns the frame length.
+   * `encodeBufferBytes` long) and records it as sent. Returns the frame length.
    * The caller has checked `v.canSend()` and the socket's backpressure.
    */
   encode(v: Viewer, inputSeq: number, out: Uint8Array): number {
     const C = this.#C
     const F = this.#F
     const tick = this.#tick
+    const stamp = tick | 0
     const tSlot = this.#slot
     const histGen = this.#histGen
-    const mark = this.#mark
 
     // Baseline: the acked frame if its tick is still in the history.
     let base = 0
@@ -286,87 +302,85 @@ export class RoomReplicator {
     }
     const bSlot = base % this.#H
 
-    // This frame's visible set, written straight into its ring entry.
+    // This frame's visible set, ascending ids, written straight into its ring entry.
     const seq = v.seqNext
     const r = seq % v.ringSize
     const curIds = r * v.maxVisible
     const ids = v.ringIds
-    let n = 0
-    const own = v.entity
-    if (histGen[tSlot * C + own] !== 0) ids[curIds + n++] = own
-    const cell = this.#grid.cellOf[own] as number
-    if (cell >= 0) {
-      this.#neighborhood(cell)
-      const pool = this.#cellPool
-      const off = this.#cellOff[cell] as number
-      const len = this.#cellLen[cell] as number
-      const max = this.#maxVisible
-      for (let i = 0; i < len && n < max; i++) {
-        const e = pool[off + i] as number
-        if (e !== own) ids[curIds + n++] = e
-      }
-    }
+    const n = this.#visible(v, histGen[tSlot * C + v.entity] !== 0, curIds)
 
-    // Classify: changed (in baseline, same generation) or created.
-    if (++this.#markGen >= 0xfffffff0) this.#resetMarks()
-    const stampB = this.#markGen
-    for (let i = 0; i < baseCount; i++) mark[ids[baseIds + i] as number] = stampB
+    // Merge-walk this frame's ids against the baseline's (both ascending):
+    // only in the baseline: removed; in both and the same entity: changed;
+    // otherwise: created (a new entity, or a new one that reuses an id).
+    // Changed entities (nearly all of them) are written straight into `out`
+    // past the largest possible header and removed list, then moved into
+    // place: one pass, no per-entity bookkeeping.
     const refOff = this.#refOff
     const refLen = this.#refLen
-    let nChanged = 0
-    let changedElems = 0
-    let nCreated = n
-    let createdElems = 0
-    for (let i = 0; i < n; i++) {
-      const e = ids[curIds + i] as number
-      const g = histGen[tSlot * C + e] as number
-      if (base !== 0 && mark[e] === stampB && histGen[bSlot * C + e] === g) {
-        const k = bSlot * C + e
-        if (this.#changeStamp[k] !== tick) this.#encodeChange(e, bSlot, k)
-        const len = this.#changeLen[k] as number
-        if (len > 0) {
-          refOff[nChanged] = this.#changeOff[k] as number
-          refLen[nChanged] = len
-          nChanged++
-          changedElems += this.#changeElems[k] as number
-        }
-      } else {
-        if (this.#createdStamp[e] !== tick) this.#encodeCreated(e)
-        // Created refs fill the scratch from the top down.
-        nCreated--
-        refOff[nCreated] = this.#createdOff[e] as number
-        refLen[nCreated] = this.#createdLen[e] as number
-        createdElems += 1 + F
-      }
-    }
-    // Removed: in the baseline, not in this frame.
+    const refId = this.#refId
+    const removed = this.#removed
+    const change = this.#change
+    const created = this.#created
+    const cStart = this.#changedAt
+    let cp = cStart
+    let prevChanged = 0
     let nRemoved = 0
-    if (baseCount > 0) {
-      const stampC = ++this.#markGen
-      for (let i = 0; i < n; i++) mark[ids[curIds + i] as number] = stampC
-      for (let i = 0; i < baseCount; i++) {
-        const e = ids[baseIds + i] as number
-        if (mark[e] !== stampC) this.#removed[nRemoved++] = e
+    let changedElems = 0
+    let nCreated = 0
+    let i = 0
+    let j = 0
+    while (i < n) {
+      const e = ids[curIds + i++] as number
+      while (j < baseCount && (ids[baseIds + j] as number) < e) removed[nRemoved++] = ids[baseIds + j++] as number
+      if (j < baseCount && ids[baseIds + j] === e) {
+        j++
+        const k = (bSlot * C + e) * 4
+        if (change[k] !== stamp) this.#encodeChange(e, bSlot, k)
+        const len = change[k + 2] as number
+        if (len > 0) {
+          const gap = e - prevChanged
+          prevChanged = e
+          if (gap < 0x80) out[cp++] = gap
+          else cp = writeInt(out, cp, gap)
+          const arena = this.#arena
+          for (let o = change[k + 1] as number, end = o + len; o < end; o++) out[cp++] = arena[o] as number
+          changedElems += change[k + 3] as number
+        }
+        if (len >= 0) continue // len -1: the id now holds another entity, sent as created
       }
+      if (created[e * 4] !== stamp) this.#encodeCreated(e)
+      refOff[nCreated] = created[e * 4 + 1] as number
+      refLen[nCreated] = created[e * 4 + 2] as number
+      refId[nCreated] = e
+      nCreated++
     }
+    while (j < baseCount) removed[nRemoved++] = ids[baseIds + j++] as number
 
-    // Write: [2, tick, base, inputSeq, removed[], changed[], created[]]
+    // [2, tick, baseAge, inputSeq, removed[], changed[], created[]]; ids as gaps from the previous id.
     let p = 0
     out[p++] = 0x97
     out[p++] = MsgType.STATE
     p = writeInt(out, p, tick)
-    p = writeInt(out, p, base)
+    p = writeInt(out, p, base === 0 ? 0 : tick - base)
     p = writeInt(out, p, inputSeq)
     p = writeArrayHeader(out, p, nRemoved)
-    for (let i = 0; i < nRemoved; i++) p = writeInt(out, p, this.#removed[i] as number)
-    const arena = this.#arena
-    p = writeArrayHeader(out, p, changedElems)
-    for (let i = 0; i < nChanged; i++) {
-      for (let o = refOff[i] as number, end = o + (refLen[i] as number); o < end; o++) out[p++] = arena[o] as number
+    let prev = 0
+    for (let k = 0; k < nRemoved; k++) {
+      const e = removed[k] as number
+      p = writeInt(out, p, e - prev)
+      prev = e
     }
-    p = writeArrayHeader(out, p, createdElems)
-    for (let i = nCreated; i < n; i++) {
-      for (let o = refOff[i] as number, end = o + (refLen[i] as number); o < end; o++) out[p++] = arena[o] as number
+    p = writeArrayHeader(out, p, changedElems)
+    out.copyWithin(p, cStart, cp)
+    p += cp - cStart
+    p = writeArrayHeader(out, p, nCreated * (1 + F))
+    prev = 0
+    const arena = this.#arena
+    for (let k = 0; k < nCreated; k++) {
+      const e = refId[k] as number
+      p = writeInt(out, p, e - prev)
+      prev = e
+      for (let o = refOff[k] as number, end = o + (refLen[k] as number); o < end; o++) out[p++] = arena[o] as number
     }
 
     v.ringTick[r] = tick
@@ -385,15 +399,16 @@ export class RoomReplicator {
 
   #encodeCreated(e: number): void {
     const F = this.#F
-    this.#reserve(5 + 5 * F)
+    this.#reserve(5 * F)
     const arena = this.#arena
     const start = this.#arenaPos
-    let p = writeInt(arena, start, e)
+    let p = start
     const o = (this.#slot * this.#C + e) * F
     for (let f = 0; f < F; f++) p = writeInt(arena, p, this.#hist[o + f] as number)
-    this.#createdStamp[e] = this.#tick
-    this.#createdOff[e] = start
-    this.#createdLen[e] = p - start
+    const c = this.#created
+    c[e * 4] = this.#tick | 0
+    c[e * 4 + 1] = start
+    c[e * 4 + 2] = p - start
     this.#arenaPos = p
   }
 
@@ -410,26 +425,112 @@ export class RoomReplicator {
         count++
       }
     }
-    this.#changeStamp[k] = this.#tick
-    if (mask === 0) {
-      this.#changeLen[k] = 0
+    const change = this.#change
+    change[k] = this.#tick | 0
+    const g = this.#histGen
+    if (g[bSlot * this.#C + e] !== g[this.#slot * this.#C + e]) {
+      change[k + 2] = -1 // not the same entity: the caller sends it as created
       return
     }
-    this.#reserve(6 + 5 * F)
+    if (mask === 0) {
+      change[k + 2] = 0
+      return
+    }
+    this.#reserve(1 + 5 * F)
     const arena = this.#arena
     const start = this.#arenaPos
-    let p = writeInt(arena, start, e)
+    let p = start
     arena[p++] = mask // < 128: a positive fixint
     for (let f = 0; f < F; f++) {
       if ((mask & (1 << f)) !== 0) p = writeInt(arena, p, zigzag((hist[cur + f] as number) - (hist[old + f] as number)))
     }
-    this.#changeOff[k] = start
-    this.#changeLen[k] = p - start
-    this.#changeElems[k] = 2 + count
+    change[k + 1] = start
+    change[k + 2] = p - start
+    change[k + 3] = 2 + count
     this.#arenaPos = p
   }
 
-  /** Gathers the entities of the 3x3 cells around `cell` (own cell first), once per tick. */
+  /**
+   * Writes the ids `v` sees now into its ring at `at`, ascending, and returns
+   * the count: the cached neighbourhood of its cell plus its own entity (when
+   * alive), at most `maxVisible`. Sorting ~30 ids per player would cost more
+   * than the rest of the encode, so the order is carried over instead: the
+   * ids of the last frame that are still visible keep their order, and only
+   * newcomers (usually none or a few) are sorted and merged in.
+   */
+  #visible(v: Viewer, ownAlive: boolean, at: number): number {
+    const own = v.entity
+    const ids = v.ringIds
+    const mark = this.#mark
+    if (this.#markGen >= 0xfffffff0) {
+      mark.fill(0)
+      this.#markGen = 0
+    }
+    const seen = ++this.#markGen // in view now
+    const kept = ++this.#markGen // in view now and already placed
+    const cell = this.#grid.cellOf[own] as number
+    const pool = this.#cellPool
+    let off = 0
+    let len = 0
+    if (cell >= 0) {
+      this.#neighborhood(cell)
+      off = this.#cellOff[cell] as number
+      len = this.#cellLen[cell] as number
+      for (let k = 0; k < len; k++) mark[pool[off + k] as number] = seen
+      // Own is nearly always there (its cell is gathered first); if the cap cut it, drop the farthest one.
+      if (ownAlive && mark[own] !== seen && len === this.#maxVisible) mark[pool[off + --len] as number] = 0
+    }
+    if (ownAlive) mark[own] = seen
+    let n = 0
+    if (v.seqNext > 0) {
+      const last = ((v.seqNext - 1) % v.ringSize) * v.maxVisible
+      const lastCount = v.ringCount[(v.seqNext - 1) % v.ringSize] as number
+      for (let i = 0; i < lastCount; i++) {
+        const e = ids[last + i] as number
+        if (mark[e] === seen) {
+          ids[at + n++] = e
+          mark[e] = kept
+        }
+      }
+    }
+    const fresh = this.#fresh
+    let m = 0
+    for (let k = 0; k < len; k++) {
+      const e = pool[off + k] as number
+      if (mark[e] === seen) {
+        mark[e] = kept
+        // Insertion into the (short) sorted run of newcomers.
+        let i = m++
+        while (i > 0 && (fresh[i - 1] as number) > e) {
+          fresh[i] = fresh[i - 1] as number
+          i--
+        }
+        fresh[i] = e
+      }
+    }
+    if (ownAlive && mark[own] === seen) {
+      let i = m++
+      while (i > 0 && (fresh[i - 1] as number) > own) {
+        fresh[i] = fresh[i - 1] as number
+        i--
+      }
+      fresh[i] = own
+    }
+    // Merge the newcomers into the kept run, from the back, in place.
+    let i = n - 1
+    let w = n + m - 1
+    for (let j = m - 1; j >= 0; ) {
+      const f = fresh[j] as number
+      if (i >= 0 && (ids[at + i] as number) > f) ids[at + w--] = ids[at + i--] as number
+      else {
+        ids[at + w--] = f
+        j--
+      }
+    }
+    return n + m
+  }
+
+  /** Gathers the entities of the 3x3 cells around `cell` (own cell first, so the cap keeps the nearest), once per tick. */
   #neighborhood(cell: number): void {
     if (this.#cellStamp[cell] === this.#tick) return
     const g = this.#grid
@@ -463,11 +564,8 @@ export class RoomReplicator {
     this.#cellPoolPos = off + n
   }
 
-  #resetMarks(): void {
-    this.#mark.fill(0)
-    this.#markGen = 1
-  }
 }
+
 
 const NEIGHBOR_DX = [-1, 0, 1, -1, 1, -1, 0, 1]
 const NEIGHBOR_DY = [-1, -1, -1, 0, 0, 1, 1, 1]
