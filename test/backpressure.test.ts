@@ -125,6 +125,20 @@ t.test('a client stalled past max-stall-seconds is closed TOO_SLOW; the other ke
   t.equal(sample(m, 'tickwire_disconnects_total{reason="too_slow"}'), 1)
 })
 
+t.test('a client that answers no pings is closed after the idle timeout and counted', async (t) => {
+  // idleTimeout 8 s is uWS's minimum useful value (its timer resolution is 4 s).
+  const tw = await startTest({ idleTimeout: 8, maxStallSeconds: 60 })
+  t.teardown(() => tw.stop())
+  const slow = new PausableClient(`${tw.url}?room=idle`)
+  t.teardown(() => slow.close())
+  await waitFor(() => slow.frames > 3, 3000, 'the client to get going')
+  slow.pause()
+  await waitFor(() => tw.rooms.players === 0, 20000, 'the server to drop the silent client')
+  const m = await tw.metrics.text()
+  t.equal(sample(m, 'tickwire_disconnects_total{reason="idle_timeout"}'), 1)
+  t.equal(sample(m, 'tickwire_disconnects_total{reason="too_slow"}'), 0, 'the idle timeout acted, not the stall limit')
+})
+
 t.test('buffered bytes: once the kernel buffers are full, uWS buffers stay bounded and frames are skipped', async (t) => {
   const soft = 64 * 1024
   // About 600 entities all visible, 240 Hz, and an ack window so wide that only the byte layer can act:

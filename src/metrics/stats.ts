@@ -8,6 +8,7 @@
 export const DisconnectReason = {
   CLIENT_CLOSED: 'client_closed',
   ABNORMAL: 'abnormal',
+  IDLE_TIMEOUT: 'idle_timeout',
   SHUTDOWN: 'shutdown',
   TOO_SLOW: 'too_slow',
   RATE_LIMITED: 'rate_limited',

@@ -70,8 +70,9 @@ interface Conn {
   readonly msg: ClientMessage
 }
 
-/** What uWS passes to the close handler when it cut a connection for a frame over maxPayloadLength. */
+/** What uWS passes to the close handler (code 1006) when it cut a connection itself. */
 const UWS_TOO_BIG = 'Received too big message'
+const UWS_IDLE = 'WebSocket timed out from inactivity'
 
 const CLOSE_REASON_OF: Record<number, DisconnectReason> = {
   [CloseCode.SHUTDOWN]: DisconnectReason.CLIENT_CLOSED, // a client may also send 1001 ("going away")
@@ -383,11 +384,12 @@ export class GameServer {
     this.#conns.delete(conn)
     let reason = conn.closing
     if (!reason) {
-      // uWS cuts an oversized frame's connection itself: code 1006 with this text.
-      if (code === 1006 && Buffer.from(message).toString() === UWS_TOO_BIG) {
+      const text = code === 1006 ? Buffer.from(message).toString() : ''
+      if (text === UWS_TOO_BIG) {
         reason = DisconnectReason.TOO_BIG
         this.stats.rejected[RejectReason.TOO_BIG]++
-      } else reason = CLOSE_REASON_OF[code] ?? DisconnectReason.ABNORMAL
+      } else if (text === UWS_IDLE) reason = DisconnectReason.IDLE_TIMEOUT
+      else reason = CLOSE_REASON_OF[code] ?? DisconnectReason.ABNORMAL
     }
     this.stats.disconnects[reason]++
     if (conn.seat) {
