@@ -56,6 +56,8 @@ export const CloseCode = {
   SERVER_FULL: 4007,
   /** A send that the client's state depends on was dropped by the transport; the client must rejoin. */
   DESYNC: 4008,
+  /** The room's game code failed on the server; the room is closed. Rejoin (quick play or a new room). */
+  INTERNAL_ERROR: 1011,
 } as const
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
 
@@ -72,6 +74,7 @@ export const CloseReason: { readonly [K in keyof typeof CloseCode]: string } = {
   TEXT_FRAME: 'binary frames only',
   SERVER_FULL: 'server full',
   DESYNC: 'transport dropped a state frame',
+  INTERNAL_ERROR: 'room failed on the server',
 }
 
 /** Close code number -> its name, e.g. 4003 -> 'TOO_SLOW'. */

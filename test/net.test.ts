@@ -4,6 +4,8 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import { CloseCode, MsgType, encodeAck, encodeInput, encodePing } from '../proto/index.js'
 import { TickwireClient, ConnectError } from '../src/client/index.js'
+import { arena } from '../src/games/arena.js'
+import type { Game } from '../src/sim/game.js'
 import { sample, sleep, startTest, waitFor } from './helpers/server.js'
 
 const packr = new Packr({ useRecords: false })
@@ -221,6 +223,56 @@ t.test('graceful stop: readiness false, players closed with SHUTDOWN (1001), no 
   t.ok(err instanceof Error, 'the listen socket is closed')
   const m = await tw.metrics.text()
   t.equal(sample(m, 'tickwire_disconnects_total{reason="shutdown"}'), 2)
+})
+
+t.test('a room whose game code throws is closed with INTERNAL_ERROR; other rooms play on', async (t) => {
+  // The reference game, except that a room with a player named "boom" throws in step, and "bad-join" throws in join.
+  const faulty: Game = {
+    ...arena,
+    createRoom: (ctx) => {
+      const inner = arena.createRoom(ctx)
+      let boom = false
+      return {
+        join: (name) => {
+          if (name === 'bad-join') throw new Error('join bug')
+          if (name === 'boom') boom = true
+          return inner.join(name)
+        },
+        leave: (e) => inner.leave(e),
+        input: (e, v) => inner.input(e, v),
+        step: (dt, tick) => {
+          if (boom) throw new Error('step bug')
+          inner.step(dt, tick)
+        },
+      }
+    },
+  }
+  const tw = await startTest({}, { game: faulty })
+  t.teardown(() => tw.stop())
+  const calm = await TickwireClient.connect(tw.url, { room: 'calm' })
+  t.teardown(() => calm.close())
+  const victim = await TickwireClient.connect(tw.url, { room: 'doomed', name: 'victim' })
+  const victimClosed = closed(victim)
+  const boomErr = await TickwireClient.connect(tw.url, { room: 'doomed', name: 'boom' }).then(
+    (c) => closed(c),
+    (e: ConnectError) => ({ code: e.code ?? 0, reason: e.message }),
+  )
+  t.equal(boomErr.code, CloseCode.INTERNAL_ERROR)
+  t.same(await victimClosed, { code: CloseCode.INTERNAL_ERROR, reason: 'room failed on the server' })
+  const joinErr = await TickwireClient.connect(tw.url, { room: 'x', name: 'bad-join' }).catch((e: ConnectError) => e)
+  t.equal((joinErr as ConnectError).code, CloseCode.INTERNAL_ERROR)
+  const ticks = calm.table.tick
+  await sleep(300)
+  t.ok(calm.table.tick > ticks + 5, 'the other room kept ticking')
+  t.notOk(calm.closed)
+  t.same(
+    tw.rooms.list.map((r) => r.id),
+    ['calm'],
+    'the failed rooms were disposed',
+  )
+  const m = await tw.metrics.text()
+  t.equal(sample(m, 'tickwire_room_errors_total'), 2)
+  t.equal(sample(m, 'tickwire_disconnects_total{reason="internal_error"}'), 3)
 })
 
 t.test('PING is answered with PONG', async (t) => {

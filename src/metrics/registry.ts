@@ -85,6 +85,7 @@ export class Metrics {
     counter(r, `${prefix}state_frames_sent_total`, 'STATE frames sent', () => stats.framesSent)
     counter(r, `${prefix}received_bytes_total`, 'Bytes of WebSocket payload received', () => stats.bytesReceived)
     counter(r, `${prefix}received_messages_total`, 'WebSocket messages received', () => stats.messagesReceived)
+    counter(r, `${prefix}room_errors_total`, 'Rooms closed because their game code (or replication) threw; see the error log', () => stats.roomErrors)
     counter(r, `${prefix}inputs_total`, 'Valid INPUT messages accepted', () => stats.inputsApplied)
     labeled(r, `${prefix}deltas_skipped_total`, 'Frames not sent to a player this tick, by backpressure layer', 'reason', stats.skipped)
     labeled(r, `${prefix}full_states_total`, 'Full states sent instead of deltas (join, or the acked baseline left the history: a resync)', 'reason', stats.fullStates)

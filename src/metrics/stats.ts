@@ -20,6 +20,7 @@ export const DisconnectReason = {
   ROOM_FULL: 'room_full',
   SERVER_FULL: 'server_full',
   DESYNC: 'desync',
+  INTERNAL_ERROR: 'internal_error',
 } as const
 export type DisconnectReason = (typeof DisconnectReason)[keyof typeof DisconnectReason]
 
@@ -61,6 +62,8 @@ export class Stats {
   bytesReceived = 0
   messagesReceived = 0
   inputsApplied = 0
+  /** Rooms closed because their game code or their replication threw. */
+  roomErrors = 0
   readonly disconnects = zeroes(DisconnectReason)
   readonly rejected = zeroes(RejectReason)
   readonly skipped = zeroes(SkipReason)

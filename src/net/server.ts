@@ -110,6 +110,7 @@ export class GameServer {
     rooms.onDispose = (room) => {
       room.link = undefined
     }
+    rooms.onError = (room, err) => this.#failRoom(room, err)
     this.#app = uWS.App()
     this.#app.ws<Conn>('/play', {
       compression: uWS.DISABLED,
@@ -195,11 +196,15 @@ export class GameServer {
       const room = rooms[i]
       if (!room) continue
       const rep = room.link as RoomReplicator
-      rep.snapshot(tick)
-      const seats = room.seats
-      for (let j = seats.length - 1; j >= 0; j--) {
-        const seat = seats[j]
-        if (seat) this.#sendFrame(seat.link as Conn, rep, now)
+      try {
+        rep.snapshot(tick)
+        const seats = room.seats
+        for (let j = seats.length - 1; j >= 0; j--) {
+          const seat = seats[j]
+          if (seat) this.#sendFrame(seat.link as Conn, rep, now)
+        }
+      } catch (err) {
+        this.#failRoom(room, err as Error)
       }
     }
   }
@@ -291,7 +296,15 @@ export class GameServer {
       this.#closeWith(conn, 'SERVER_FULL', DisconnectReason.SERVER_FULL)
       return
     }
-    const seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name)
+    let seat: Seat | JoinRefusal
+    try {
+      seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name)
+    } catch (err) {
+      this.stats.roomErrors++
+      this.#log.error('game join failed', { room: conn.roomId ?? '(quick play)', error: (err as Error).stack ?? String(err) })
+      this.#closeWith(conn, 'INTERNAL_ERROR', DisconnectReason.INTERNAL_ERROR)
+      return
+    }
     if (seat === JoinRefusal.ROOM_FULL) {
       this.#closeWith(conn, 'ROOM_FULL', DisconnectReason.ROOM_FULL)
       return
@@ -364,6 +377,16 @@ export class GameServer {
     }
   }
 
+  /** A room's code threw: log it, count it, close its players with INTERNAL_ERROR (the room is then disposed). */
+  #failRoom(room: Room, err: Error): void {
+    this.stats.roomErrors++
+    this.#log.error('room failed; closing it', { room: room.id, players: room.seats.length, error: err.stack ?? err.message })
+    for (let j = room.seats.length - 1; j >= 0; j--) {
+      const conn = room.seats[j]?.link as Conn | undefined
+      if (conn) this.#closeWith(conn, 'INTERNAL_ERROR', DisconnectReason.INTERNAL_ERROR)
+    }
+  }
+
   #reject(conn: Conn, why: RejectReason, code: keyof typeof CloseCode, reason: DisconnectReason): void {
     this.stats.rejected[why]++
     this.#log.debug('reject', { player: conn.playerId, why })
@@ -393,8 +416,14 @@ export class GameServer {
     }
     this.stats.disconnects[reason]++
     if (conn.seat) {
-      this.#rooms.leave(conn.seat)
+      const seat = conn.seat
       conn.seat = null
+      try {
+        this.#rooms.leave(seat)
+      } catch (err) {
+        this.stats.roomErrors++
+        this.#log.error('game leave failed', { room: seat.room.id, error: (err as Error).stack ?? String(err) })
+      }
     }
     conn.viewer = null
     this.#log.debug('leave', { player: conn.playerId, code, reason })

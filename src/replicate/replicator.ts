@@ -480,7 +480,11 @@ export class RoomReplicator {
       // Own is nearly always there (its cell is gathered first); if the cap cut it, drop the farthest one.
       if (ownAlive && mark[own] !== seen && len === this.#maxVisible) mark[pool[off + --len] as number] = 0
     }
-    if (ownAlive) mark[own] = seen
+    let inView = len
+    if (ownAlive) {
+      if (mark[own] !== seen) inView++
+      mark[own] = seen
+    }
     let n = 0
     if (v.seqNext > 0) {
       const last = ((v.seqNext - 1) % v.ringSize) * v.maxVisible
@@ -493,6 +497,7 @@ export class RoomReplicator {
         }
       }
     }
+    if (n === inView) return n // nobody new in view: the usual case
     const fresh = this.#fresh
     let m = 0
     for (let k = 0; k < len; k++) {

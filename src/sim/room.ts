@@ -114,6 +114,10 @@ export class Rooms {
   /** Called when a room is created or disposed (the network layer attaches per-room state). */
   onCreate: (room: Room) => void = () => {}
   onDispose: (room: Room) => void = () => {}
+  /** A room's rules threw during a step; by default the error propagates. */
+  onError: (room: Room, err: Error) => void = (_room, err) => {
+    throw err
+  }
   readonly #game: Game
   readonly #opts: RoomsOptions
   #created = 0
@@ -156,22 +160,39 @@ export class Rooms {
       if (this.list.length >= this.#opts.maxRooms) return JoinRefusal.SERVER_FULL
       room = this.#create(roomId ?? this.#newId(), roomId === null)
     }
-    const seat = room.join(playerId, name)
-    if (!seat) {
-      if (room.seats.length === 0) this.#dispose(room)
-      return JoinRefusal.ROOM_FULL
+    let seat: Seat | null = null
+    try {
+      seat = room.join(playerId, name)
+    } finally {
+      // Also when the game's join threw: never keep an empty room around.
+      if (!seat && room.seats.length === 0) this.#dispose(room)
     }
-    return seat
+    return seat ?? JoinRefusal.ROOM_FULL
   }
 
   leave(seat: Seat): void {
     const room = seat.room
-    room.leave(seat)
-    if (room.seats.length === 0) this.#dispose(room)
+    try {
+      room.leave(seat)
+    } finally {
+      if (room.seats.length === 0) this.#dispose(room)
+    }
   }
 
+  /**
+   * Steps every room. A room whose rules throw is reported to `onError` (which
+   * closes its players) and the other rooms step on: one game bug costs one
+   * room, not the process. Backwards, since `onError` may dispose the room.
+   */
   step(dt: number, tick: number): void {
-    for (let i = 0; i < this.list.length; i++) (this.list[i] as Room).step(dt, tick)
+    for (let i = this.list.length - 1; i >= 0; i--) {
+      const room = this.list[i] as Room
+      try {
+        room.step(dt, tick)
+      } catch (err) {
+        this.onError(room, err as Error)
+      }
+    }
   }
 
   #newId(): string {
