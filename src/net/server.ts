@@ -88,6 +88,7 @@ export class GameServer {
   readonly #log: Logger
   readonly #app: TemplatedApp
   readonly #out: Uint8Array
+  readonly #views: Uint8Array[] = []
   readonly #conns = new Set<Conn>()
   #listen: us_listen_socket | null = null
   #ready = false
@@ -233,7 +234,8 @@ export class GameServer {
     if (viewer.lastFull === FullReason.JOIN) this.stats.fullStates[FullStateReason.JOIN]++
     else if (viewer.lastFull === FullReason.BASELINE_EXPIRED) this.stats.fullStates[FullStateReason.BASELINE_EXPIRED]++
     this.#corkWs = ws
-    this.#corkFrame = this.#out.subarray(0, len)
+    // One view of `#out` per frame length, made once: no allocation per send.
+    this.#corkFrame = this.#views[len] ??= this.#out.subarray(0, len)
     ws.cork(this.#corkedSend)
     this.#corkWs = null
     if (this.#corkResult === 2) {
