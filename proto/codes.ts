@@ -48,7 +48,7 @@ export const CloseCode = {
   TOO_SLOW: 4003,
   /** The requested room has no free seat. */
   ROOM_FULL: 4004,
-  /** The client acknowledged a tick that the server never sent to it. */
+  /** The client acknowledged a tick that the server never sent to it, or an older tick than it acked before. */
   BAD_ACK: 4005,
   /** A text frame: the protocol is binary only. */
   TEXT_FRAME: 4006,

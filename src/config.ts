@@ -30,7 +30,7 @@ export const OPTIONS = {
   aoiRadius: { kind: 'number', default: 300, unit: 'world units', min: 1, max: 1e6, doc: 'a player sees entities within about this distance (grid cells of this size around it)' },
   maxVisible: { kind: 'int', default: 128, unit: 'entities', min: 2, max: 1024, doc: 'most entities one player is sent (nearest grid cells first)' },
   historyTicks: { kind: 'int', default: 32, unit: 'ticks', min: 4, max: 4096, doc: 'snapshots kept per room to delta against' },
-  ackWindow: { kind: 'int', default: 12, unit: 'ticks', min: 1, max: 4000, doc: 'sent-but-unacked frames allowed before a player is paused (must be < history-ticks)' },
+  ackWindow: { kind: 'int', default: 12, unit: 'frames', min: 1, max: 4000, doc: 'sent-but-unacked frames allowed before a player is paused (must be < history-ticks)' },
   softBackpressure: { kind: 'int', default: 64 * 1024, unit: 'bytes', min: 1024, max: 64 * 1024 * 1024, doc: 'buffered bytes above which a player\'s frame is skipped this tick' },
   hardBackpressure: { kind: 'int', default: 512 * 1024, unit: 'bytes', min: 2048, max: 256 * 1024 * 1024, doc: 'buffered bytes above which a player is closed (TOO_SLOW)' },
   maxStallSeconds: { kind: 'number', default: 20, unit: 's', min: 1, max: 3600, doc: 'a player skipped this long without a break is closed (TOO_SLOW)' },
@@ -139,7 +139,7 @@ function crossCheck(c: Config): void {
     )
   }
   if (c.ackWindow >= c.historyTicks) {
-    throw new ConfigError(`--ack-window (${c.ackWindow} ticks) must be less than --history-ticks (${c.historyTicks} ticks)`)
+    throw new ConfigError(`--ack-window (${c.ackWindow} frames) must be less than --history-ticks (${c.historyTicks} ticks)`)
   }
   if (c.inputRate < 2 * c.tickHz) {
     throw new ConfigError(

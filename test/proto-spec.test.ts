@@ -1,12 +1,14 @@
 /**
  * Keeps proto/PROTOCOL.md honest: every hex example in it is decoded with the
  * real decoders and re-encoded with the real encoders (STATE frames through a
- * real RoomReplicator), byte for byte; every message type, close code and
+ * real RoomReplicator), byte for byte; each STATE example's `-decoded` block is
+ * re-derived from the wire lists by an independent decoder written from the
+ * doc (gap-coded ids, baseAge, zigzag); every message type, close code and
  * documented default is checked against the code.
  */
 import { readFileSync } from 'node:fs'
 import { unpack } from 'msgpackr'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import {
   CloseCode,
   CloseReason,
@@ -27,9 +29,9 @@ import {
   zigzag,
 } from '../proto/index.js'
 import { EntityTable } from '../src/client/table.js'
-import { OPTIONS, flagName, type OptionName } from '../src/config.js'
+import { OPTIONS, defaultConfig, flagName, type OptionName } from '../src/config.js'
 import { arena } from '../src/games/arena.js'
-import { AckResult, RoomReplicator } from '../src/replicate/replicator.js'
+import { AckResult, RoomReplicator, maxFrameBytes } from '../src/replicate/replicator.js'
 import { Grid } from '../src/sim/grid.js'
 import { World } from '../src/sim/world.js'
 
@@ -81,20 +83,102 @@ function isPlainIntArray(v: unknown): boolean {
   return v.every((x) => (Array.isArray(x) ? isPlainIntArray(x) : Number.isSafeInteger(x)))
 }
 
-const EXAMPLES = ['welcome', 'full-state', 'input', 'delta-state', 'ack', 'ping', 'pong']
+/** STATE examples, in the order the client applies them, with the table it has after each. */
+const STATES = [
+  ['full-state', 'table-after-full'],
+  ['delta-state', 'table-after-delta'],
+  ['delta-state-2', 'table-after-delta-2'],
+] as const
+const EXAMPLES = ['welcome', 'full-state', 'input', 'delta-state', 'ack', 'delta-state-2', 'ping', 'pong']
 
 t.test('every hex example has its decoded json, and a generic MessagePack decode gives it', async (t) => {
   t.same([...hexBlocks.keys()].sort(), [...EXAMPLES].sort(), 'the documented hex examples')
+  const jsonNames = [...EXAMPLES, ...STATES.flatMap(([frame, after]) => [`${frame}-decoded`, after])]
+  t.same([...jsonBlocks.keys()].sort(), jsonNames.sort(), 'the documented json blocks')
   for (const name of EXAMPLES) {
     const { bytes, decoded } = example(name)
     t.ok(bytes.length > 0, `${name}: has bytes`)
     t.same(unpack(bytes), decoded, `${name}: msgpackr unpack (default options) = documented json`)
   }
-  for (const name of ['full-state', 'delta-state']) {
+  for (const [name] of STATES) {
     const v = unpack(example(name).bytes)
     t.ok(isPlainIntArray(v), `${name}: plain arrays of integers only`)
     t.equal((v as unknown[])[0], MsgType.STATE)
   }
+})
+
+type Row = Record<string, number>
+interface Resolved {
+  tick: number
+  baseTick: number
+  inputSeq: number
+  removed: number[]
+  changed: Record<string, Row>
+  created: Record<string, Row>
+}
+
+/**
+ * Independent decoder, written from PROTOCOL.md §3/§5 only: baseTick from
+ * baseAge, ids from gaps (a running sum per list), deltas from zigzag.
+ * Also checks the documented invariants: ids ascend, masks are 1..127.
+ */
+function resolve(wire: unknown, t: Test): { frame: Resolved; ids: number[][]; gaps: number[][] } {
+  const [type, tick, baseAge, inputSeq, removed, changed, created] = wire as [number, number, number, number, number[], number[], number[]]
+  t.equal(type, MsgType.STATE)
+  t.ok(baseAge >= 0 && baseAge < tick, 'baseAge < tick')
+  const fields = arena.fields.map((f) => f.name)
+  const F = fields.length
+  const unzz = (z: number) => (z % 2 === 0 ? z / 2 : -(z + 1) / 2)
+  const ascending = (ids: number[], list: string) => t.ok(ids.every((id, i) => i === 0 || id > (ids[i - 1] as number)), `${list} ids ascend`)
+  let id = 0
+  const rem = removed.map((gap) => (id += gap))
+  ascending(rem, 'removed')
+  const ch: Record<string, Row> = {}
+  const chIds: number[] = []
+  const chGaps: number[] = []
+  id = 0
+  for (let i = 0; i < changed.length; ) {
+    chGaps.push(changed[i] as number)
+    id += changed[i++] as number
+    const mask = changed[i++] as number
+    t.ok(mask >= 1 && mask <= 127, `mask ${mask} is 1..127`)
+    const d: Row = {}
+    for (let f = 0; f < F; f++) if ((mask & (1 << f)) !== 0) d[fields[f] as string] = unzz(changed[i++] as number)
+    ch[id] = d
+    chIds.push(id)
+  }
+  ascending(chIds, 'changed')
+  const cr: Record<string, Row> = {}
+  const crIds: number[] = []
+  const crGaps: number[] = []
+  t.equal(created.length % (1 + F), 0, 'created length is a multiple of 1 + F')
+  id = 0
+  for (let i = 0; i < created.length; i += 1 + F) {
+    crGaps.push(created[i] as number)
+    id += created[i] as number
+    const row: Row = {}
+    fields.forEach((name, k) => (row[name] = created[i + 1 + k] as number))
+    cr[id] = row
+    crIds.push(id)
+  }
+  ascending(crIds, 'created')
+  return {
+    frame: { tick, baseTick: baseAge === 0 ? 0 : tick - baseAge, inputSeq, removed: rem, changed: ch, created: cr },
+    ids: [rem, chIds, crIds],
+    gaps: [removed, chGaps, crGaps],
+  }
+}
+
+t.test('each STATE example\'s -decoded block follows from its wire lists', async (t) => {
+  const gapShown = [false, false, false]
+  for (const [name] of STATES) {
+    const r = resolve(example(name).decoded, t)
+    t.same(r.frame, jsonBlock(`${name}-decoded`), `${name}-decoded`)
+    for (let l = 0; l < 3; l++) if (r.gaps[l]?.some((g, i) => g !== r.ids[l]?.[i])) gapShown[l] = true
+  }
+  // The examples show, in each list, a gap that differs from its id, and a delta whose base is not the previous tick.
+  t.same(gapShown, [true, true, true], 'removed, changed and created each show gap coding')
+  t.equal((example('delta-state-2').decoded as number[])[2], 2, 'a delta with baseAge 2')
 })
 
 t.test('server frames: decodeServerMessage gives the documented values', async (t) => {
@@ -117,9 +201,11 @@ t.test('server frames: decodeServerMessage gives the documented values', async (
   t.same(welcome.fields, arena.fields, 'WELCOME example carries the reference game fields')
   t.same(welcome.input, arena.input, 'WELCOME example carries the reference game input')
 
-  for (const name of ['full-state', 'delta-state']) {
+  for (const [name] of STATES) {
+    // decodeServerMessage converts baseAge to baseTick and leaves the lists as sent (gap-coded).
     const { bytes, decoded } = example(name)
-    const [type, tick, baseTick, inputSeq, removed, changed, created] = decoded as [number, number, number, number, number[], number[], number[]]
+    const [type, tick, , inputSeq, removed, changed, created] = decoded as [number, number, number, number, number[], number[], number[]]
+    const { baseTick } = jsonBlock(`${name}-decoded`) as Resolved
     t.same(decodeServerMessage(bytes), { type, tick, baseTick, inputSeq, removed, changed, created }, name)
   }
 
@@ -157,9 +243,9 @@ t.test('client and WELCOME/PONG frames re-encode byte for byte', async (t) => {
   t.equal(toHex(encodePong((example('pong').decoded as number[])[1] as number)), toHex(example('pong').bytes), 'encodePong')
 })
 
-/** The scenario of PROTOCOL.md §9, on a real World, Grid and RoomReplicator. */
-function scenario() {
-  const world = new World(8, arena.fields.map((f) => f.name))
+/** A real World, Grid and RoomReplicator with the reference game's fields. */
+function scenario(capacity = 8) {
+  const world = new World(capacity, arena.fields.map((f) => f.name))
   const grid = new Grid(world, 'x', 'y', 1000, 1000, 300)
   const rep = new RoomReplicator(world, grid, arena.fields, { historyTicks: 32, ackWindow: 12, maxVisible: 128 })
   const kind = world.column('kind')
@@ -176,37 +262,60 @@ function scenario() {
 }
 
 t.test('STATE examples re-encode byte for byte from a real RoomReplicator', async (t) => {
-  const { world, grid, rep, set } = scenario()
+  // The scenario of PROTOCOL.md §9: 256 slots, 300-unit cells, entities 3, 70, 120, 150 and 200.
+  const { world, grid, rep, set } = scenario(256)
   const out = new Uint8Array(rep.encodeBufferBytes)
-  const avatar = world.spawn()
-  const orb1 = world.spawn()
-  t.same([avatar, orb1], [0, 1])
+  const ids = Array.from({ length: 201 }, () => world.spawn())
+  t.equal(ids[200], 200, 'slots 0..200 spawned')
+  for (let e = 200; e >= 0; e--) if (![3, 70, 120, 150, 200].includes(e)) world.despawn(e)
+  const welcome = decodeServerMessage(example('welcome').bytes)
+  if (welcome.type !== MsgType.WELCOME) throw new Error('not a WELCOME')
+  const avatar = welcome.entityId
+  t.equal(avatar, 3, 'the WELCOME example gives entity 3')
   set(avatar, 0, 100.25, 200.5, 3)
-  set(orb1, 1, 150.75, 260, 0)
-  grid.rebuild()
-  rep.snapshot(1000)
+  set(70, 1, 150.75, 260, 0)
+  set(120, 1, 595, 300, 0)
+  set(150, 1, 598, 420, 0)
+  set(200, 0, 250, 180, 0)
+  const frames: Uint8Array[] = []
+  const encode = (tick: number, inputSeq: number) => {
+    grid.rebuild()
+    rep.snapshot(tick)
+    const n = rep.encode(viewer, inputSeq, out)
+    t.ok(n <= rep.maxFrameBytes, `frame ${tick} within maxFrameBytes`)
+    frames.push(out.slice(0, n))
+    return toHex(out.subarray(0, n))
+  }
   const viewer = rep.newViewer(avatar)
-  let n = rep.encode(viewer, 0, out)
-  t.equal(toHex(out.subarray(0, n)), toHex(example('full-state').bytes), 'full state, tick 1000')
+  t.equal(encode(1000, 0), toHex(example('full-state').bytes), 'full state, tick 1000')
 
   // The client applies tick 1000 and sends the INPUT example, which acks it.
   const msg = newClientMessage(arena.input.length)
   t.equal(parseClientMessage(example('input').bytes, arena.input, msg), null)
   t.equal(viewer.ack(msg.ackTick), AckResult.OK)
 
-  const orb2 = world.spawn()
-  t.equal(orb2, 2)
-  set(orb2, 1, 90, 310.5, 0)
-  world.despawn(orb1)
-  set(avatar, 0, 107.5, 196.75, 3)
-  grid.rebuild()
-  rep.snapshot(1001)
-  n = rep.encode(viewer, msg.seq, out)
-  t.equal(toHex(out.subarray(0, n)), toHex(example('delta-state').bytes), 'delta, tick 1001 against 1000')
+  // Tick 1001: the avatar moves and eats orb 70, which respawns in its slot;
+  // orbs 120 and 150 drift out of view; avatar 200 moves.
+  set(avatar, 0, 107.5, 196.75, 4)
+  world.despawn(70)
+  t.equal(world.spawn(), 70, 'the respawned orb reuses slot 70 (a new generation)')
+  set(70, 1, 90, 310.5, 0)
+  set(120, 1, 601.5, 300, 0)
+  set(150, 1, 600.5, 420, 0)
+  set(200, 0, 249, 180, 0)
+  t.equal(encode(1001, msg.seq), toHex(example('delta-state').bytes), 'delta, tick 1001 against 1000')
+
+  // Tick 1002: encoded before the ACK of 1001 arrives, so still against 1000.
+  set(avatar, 0, 110, 196.75, 4)
+  t.equal(encode(1002, msg.seq), toHex(example('delta-state-2').bytes), 'delta, tick 1002 against 1000')
 
   const a = newClientMessage(arena.input.length)
   t.equal(parseClientMessage(example('ack').bytes, arena.input, a), null)
-  t.equal(viewer.ack(a.ackTick), AckResult.OK, 'the ACK example acks the delta')
+  t.equal(viewer.ack(a.ackTick), AckResult.OK, 'the ACK example acks 1001, after 1002 went out')
+  encode(1003, msg.seq)
+  const next = decodeServerMessage(frames[3] as Uint8Array)
+  t.equal(next.type === MsgType.STATE && next.baseTick, 1001, 'as documented, 1003 is a delta against 1001')
+  t.equal((unpack(frames[3] as Uint8Array) as number[])[2], 2, '... with baseAge 2')
 })
 
 t.test('applying the STATE examples gives the documented tables', async (t) => {
@@ -220,10 +329,7 @@ t.test('applying the STATE examples gives the documented tables', async (t) => {
     }
     return o
   }
-  for (const [frame, after] of [
-    ['full-state', 'table-after-full'],
-    ['delta-state', 'table-after-delta'],
-  ] as const) {
+  for (const [frame, after] of STATES) {
     const m = decodeServerMessage(example(frame).bytes)
     if (m.type !== MsgType.STATE) throw new Error('not a STATE')
     table.apply(m)
@@ -257,7 +363,9 @@ t.test('flow control and acks behave as documented', async (t) => {
   }
   const send = () => {
     const n = rep.encode(v, 0, out)
-    return unpack(out.subarray(0, n)) as number[]
+    const m = decodeServerMessage(out.subarray(0, n))
+    if (m.type !== MsgType.STATE) throw new Error('not a STATE')
+    return { age: (unpack(out.subarray(0, n)) as number[])[2], baseTick: m.baseTick }
   }
   // Without acks: exactly ackWindow frames, then paused.
   let sent = 0
@@ -277,12 +385,15 @@ t.test('flow control and acks behave as documented', async (t) => {
   t.equal(v.ack(rep.opts.ackWindow), AckResult.OK, 'ack of the newest sent tick')
   step()
   t.ok(v.canSend(), 'resumes')
-  t.equal(send()[2], rep.opts.ackWindow, 'with a delta from that ack')
-  t.equal(v.ack(tick), AckResult.OK)
-  // The acked tick leaves the history: full state.
-  for (let i = 0; i < rep.opts.historyTicks; i++) step()
+  t.same(send(), { age: tick - rep.opts.ackWindow, baseTick: rep.opts.ackWindow }, 'with a delta from that ack')
+  const acked = tick
+  t.equal(v.ack(acked), AckResult.OK)
+  // The oldest base still in the history is historyTicks - 1 ticks back; one tick later it is gone.
+  for (let i = 1; i < rep.opts.historyTicks; i++) step()
+  t.same(send(), { age: rep.opts.historyTicks - 1, baseTick: acked }, 'a delta of age historyTicks - 1')
+  step()
   t.ok(v.canSend())
-  t.equal(send()[2], 0, 'full state once the baseline left the history')
+  t.same(send(), { age: 0, baseTick: 0 }, 'full state once the baseline left the history')
 })
 
 t.test('every MsgType and CloseCode is in PROTOCOL.md', async (t) => {
@@ -295,6 +406,11 @@ t.test('every MsgType and CloseCode is in PROTOCOL.md', async (t) => {
     const reason = CloseReason[name as keyof typeof CloseCode]
     t.match(doc, new RegExp(`^\\| ${code} \\| \`${name}\` \\| \`${esc(reason)}\` \\|`, 'm'), `CloseCode ${name} = ${code} '${reason}'`)
   }
+  // And the other way: every documented row is a real code.
+  const closeCodes: Record<string, number> = CloseCode
+  const msgTypes: Record<string, number> = MsgType
+  for (const r of doc.matchAll(/^\| (\d{4}) \| `(\w+)` \| `/gm)) t.equal(closeCodes[r[2] as string], Number(r[1]), `documented close code ${r[2]} exists`)
+  for (const r of doc.matchAll(/^\| (\d+) \| `(\w+)` \| (?:server|client) → /gm)) t.equal(msgTypes[r[2] as string], Number(r[1]), `documented type ${r[2]} exists`)
   t.match(doc, `Protocol version: **${PROTOCOL_VERSION}**`)
   t.ok(doc.includes('`' + ROOM_ID_PATTERN.source + '`'), 'room id pattern')
   t.ok(doc.includes(`at most ${MAX_NAME_BYTES} bytes of UTF-8`), 'name limit')
@@ -315,4 +431,15 @@ t.test('documented server options match src/config.ts', async (t) => {
   for (const key of ['tickHz', 'historyTicks', 'ackWindow', 'softBackpressure', 'hardBackpressure', 'maxStallSeconds', 'inputRate', 'inputBurst', 'maxMessageBytes', 'idleTimeout']) {
     t.ok(seen.has(key), `${key} is documented`)
   }
+})
+
+t.test('documented rules and bounds hold', async (t) => {
+  t.ok(doc.includes('`inputRate ≥ 2 × tickHz`'), 'the input-rate rule is documented')
+  t.throws(() => defaultConfig({ tickHz: 30, inputRate: 59 }), /input-rate/, 'input-rate below 2 x tick-hz is refused')
+  t.equal(defaultConfig({ tickHz: 30, inputRate: 60 }).inputRate, 60, 'input-rate of exactly 2 x tick-hz is accepted')
+
+  t.ok(doc.includes('`37 + maxVisible × (11 + 5F)` bytes'), 'the STATE size bound is documented')
+  for (const v of [2, 128, 300, 1024]) for (const F of [1, 4, 7]) t.equal(maxFrameBytes(v, F), 37 + v * (11 + 5 * F), `maxFrameBytes(${v}, ${F})`)
+  const defaults = maxFrameBytes(OPTIONS.maxVisible.default, arena.fields.length)
+  t.ok(doc.includes(`(${defaults} with the defaults and the arena's ${arena.fields.length}`), `documented default bound ${defaults}`)
 })

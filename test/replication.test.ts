@@ -158,6 +158,8 @@ t.test('a client table refuses frames it cannot apply', async (t) => {
   t.throws(() => table.apply({ tick: 2, baseTick: 1, inputSeq: 0, removed: [], changed: [1, 3, 2], created: [] }), { message: /ends early/ })
   t.throws(() => table.apply({ tick: 2, baseTick: 1, inputSeq: 0, removed: [], changed: [], created: [1, 2] }), { message: /not a multiple/ })
   t.throws(() => table.apply({ tick: 1, baseTick: 1, inputSeq: 0, removed: [], changed: [], created: [] }), { message: /not newer/ })
+  t.throws(() => table.apply({ tick: 2, baseTick: 0, inputSeq: 0, removed: [], changed: [], created: [4, 1, 1, 1, 0, 1, 1, 1] }), { message: /must ascend \(gap 0\)/ })
+  t.throws(() => table.apply({ tick: 2, baseTick: 0, inputSeq: 0, removed: [], changed: [], created: [-1, 1, 1, 1] }), { message: /must ascend/ })
 })
 
 t.test('Viewer.ack validates ticks against what was sent', async (t) => {

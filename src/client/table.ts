@@ -66,8 +66,8 @@ export class EntityTable {
     // Ids are gaps from the previous id of the same list (the first from 0).
     const removed: number[] = []
     let id = 0
-    for (const gap of frame.removed) {
-      id += gap
+    for (let i = 0; i < frame.removed.length; i++) {
+      id = nextId(frame.tick, id, frame.removed[i] as number, i === 0)
       if (!next.delete(id)) throw new ProtocolError(`STATE ${frame.tick} removes unknown entity ${id}`)
       removed.push(id)
     }
@@ -75,7 +75,7 @@ export class EntityTable {
     const ch = frame.changed
     id = 0
     for (let i = 0; i < ch.length; ) {
-      id += ch[i++] as number
+      id = nextId(frame.tick, id, ch[i] as number, i++ === 0)
       const mask = ch[i++] as number
       const old = next.get(id)
       if (!old || mask === undefined) throw new ProtocolError(`STATE ${frame.tick} changes unknown entity ${id}`)
@@ -94,7 +94,7 @@ export class EntityTable {
     if (cr.length % (1 + F) !== 0) throw new ProtocolError(`STATE ${frame.tick}: created list length ${cr.length} is not a multiple of ${1 + F}`)
     id = 0
     for (let i = 0; i < cr.length; i += 1 + F) {
-      id += cr[i] as number
+      id = nextId(frame.tick, id, cr[i] as number, i === 0)
       next.set(id, Int32Array.from(cr.slice(i + 1, i + 1 + F)))
       created.push(id)
     }
@@ -113,4 +113,10 @@ export class EntityTable {
     this.#current = new Map()
     this.#tick = 0
   }
+}
+
+/** The id after `prev` given its gap; ids ascend strictly within a list, the first gap counts from 0. */
+function nextId(tick: number, prev: number, gap: number, first: boolean): number {
+  if (gap < (first ? 0 : 1)) throw new ProtocolError(`STATE ${tick}: entity ids must ascend (gap ${gap})`)
+  return prev + gap
 }
