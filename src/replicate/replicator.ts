@@ -37,6 +37,9 @@ export type FullReason = (typeof FullReason)[keyof typeof FullReason]
 export const AckResult = { OK: 0, UNKNOWN_TICK: 1, REGRESSED: 2 } as const
 export type AckResult = (typeof AckResult)[keyof typeof AckResult]
 
+/** Most entities one room can hold: viewers keep entity ids in 16 bits. */
+export const MAX_ENTITIES = 65536
+
 /** Upper bound on one frame's size for `maxVisible` entities of `fieldCount` fields. */
 export function maxFrameBytes(maxVisible: number, fieldCount: number): number {
   return headerAndRemovedBytes(maxVisible) + 10 + maxVisible * (6 + 5 * fieldCount)
@@ -74,7 +77,8 @@ export class Viewer {
   readonly #maxVisible: number
   readonly ringTick: Uint32Array
   readonly ringCount: Int32Array
-  readonly ringIds: Int32Array
+  /** Entity ids of each kept frame, `maxVisible` slots per frame; 16-bit (rooms hold at most 65536 entities) to halve per-player memory. */
+  readonly ringIds: Uint16Array
   /** Send sequence of the oldest kept entry; the acked one when `hasBase`. */
   seqHead = 0
   /** Send sequence of the next frame. */
@@ -88,7 +92,7 @@ export class Viewer {
     this.#maxVisible = maxVisible
     this.ringTick = new Uint32Array(this.#ringSize)
     this.ringCount = new Int32Array(this.#ringSize)
-    this.ringIds = new Int32Array(this.#ringSize * maxVisible)
+    this.ringIds = new Uint16Array(this.#ringSize * maxVisible)
   }
 
   /** Frames sent after the acked one. */
@@ -185,6 +189,7 @@ export class RoomReplicator {
 
   constructor(world: World, grid: Grid, fields: readonly FieldSpec[], opts: ReplicatorOptions) {
     if (fields.length > 7) throw new RangeError('at most 7 replicated fields (the change mask is one byte)')
+    if (world.capacity > MAX_ENTITIES) throw new RangeError(`a room holds at most ${MAX_ENTITIES} entities; the game's layout asks for ${world.capacity}`)
     this.#world = world
     this.#grid = grid
     this.opts = opts
