@@ -166,6 +166,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
 }
 
 export { defaultConfig }
+export { ConfigError, parseConfig, type Config } from './config.js'
+export { arena } from './games/arena.js'
+export type { Game, GameRoom, RoomContext, RoomLayout } from './sim/game.js'
+export type { Grid } from './sim/grid.js'
+export type { World } from './sim/world.js'
 
 function isEntry(): boolean {
   const argv1 = process.argv[1]
