@@ -28,3 +28,24 @@ t.test('every exported tickwire_* series and reason label is documented', async 
   for (const n of names) t.match(readme, `\`${n}`, n)
   for (const r of [...Object.values(DisconnectReason), ...Object.values(RejectReason)]) t.match(readme, `\`${r}\``, r)
 })
+
+t.test('the README code examples type-check against the real API', async (t) => {
+  const { mkdirSync, writeFileSync, rmSync } = await import('node:fs')
+  const { spawnSync } = await import('node:child_process')
+  const dir = new URL('./.readme-examples/', import.meta.url)
+  rmSync(dir, { recursive: true, force: true })
+  mkdirSync(dir, { recursive: true })
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1] as string)
+  t.ok(blocks.length >= 2, `${blocks.length} ts blocks`)
+  const files: string[] = []
+  blocks.forEach((code, i) => {
+    const local = code.replace(/from 'tickwire\/client'/g, "from '../../src/client/index.js'").replace(/from 'tickwire'/g, "from '../../src/main.js'")
+    const file = `example${i}.ts`
+    writeFileSync(new URL(file, dir), `export {}\n${local}`)
+    files.push(file)
+  })
+  writeFileSync(new URL('tsconfig.json', dir), JSON.stringify({ extends: '../../tsconfig.json', compilerOptions: { noEmit: true, rootDir: '../..' }, include: files }))
+  const r = spawnSync(process.execPath, [new URL('../node_modules/typescript/bin/tsc', import.meta.url).pathname, '-p', new URL('tsconfig.json', dir).pathname], { encoding: 'utf8' })
+  t.equal(r.status, 0, r.stdout + r.stderr)
+})
