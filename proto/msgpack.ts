@@ -8,9 +8,6 @@
  * limited to the int32/uint32 range), an array header at most 5.
  */
 
-/** Most bytes `writeInt` or `writeArrayHeader` can write. */
-export const MAX_INT_BYTES = 5
-
 /** Writes `v` (an integer in [-2^31, 2^32)) in its shortest MessagePack form; returns the new position. */
 export function writeInt(buf: Uint8Array, pos: number, v: number): number {
   if (v >= 0) {
@@ -77,11 +74,6 @@ export function writeArrayHeader(buf: Uint8Array, pos: number, n: number): numbe
   buf[pos + 3] = (n >>> 8) & 0xff
   buf[pos + 4] = n & 0xff
   return pos + 5
-}
-
-/** Size in bytes of the array header `writeArrayHeader` writes for `n` elements. */
-export function arrayHeaderSize(n: number): number {
-  return n < 16 ? 1 : n < 0x10000 ? 3 : 5
 }
 
 /**

@@ -65,8 +65,6 @@ export class Viewer {
   entity: number
   /** Last tick acked by the client (0: none). */
   ackTick = 0
-  /** Last tick sent (0: none). */
-  lastSentTick = 0
   /** Paused by the ack window until every sent frame is acked. */
   stalled = false
   /** Why the last frame was full (FullReason.NONE for a delta). */
@@ -211,7 +209,7 @@ export class RoomReplicator {
     this.#cellStamp = new Float64Array(cells).fill(-1)
     this.#cellOff = new Int32Array(cells)
     this.#cellLen = new Int32Array(cells)
-    this.#cellPool = new Int32Array(Math.max(1024, this.#maxVisible * 16))
+    this.#cellPool = new Int32Array(this.#maxVisible * 4) // grows (doubling) to what a tick needs
     this.#mark = new Uint32Array(C)
     this.#fresh = new Int32Array(opts.maxVisible + 1)
     this.#refOff = new Int32Array(opts.maxVisible)
@@ -391,7 +389,6 @@ export class RoomReplicator {
     v.ringTick[r] = tick
     v.ringCount[r] = n
     v.seqNext = seq + 1
-    v.lastSentTick = tick
     return p
   }
 
@@ -418,6 +415,13 @@ export class RoomReplicator {
   }
 
   #encodeChange(e: number, bSlot: number, k: number): void {
+    const change = this.#change
+    change[k] = this.#tick | 0
+    const g = this.#histGen
+    if (g[bSlot * this.#C + e] !== g[this.#slot * this.#C + e]) {
+      change[k + 2] = -1 // not the same entity: the caller sends it as created
+      return
+    }
     const F = this.#F
     const hist = this.#hist
     const cur = (this.#slot * this.#C + e) * F
@@ -429,13 +433,6 @@ export class RoomReplicator {
         mask |= 1 << f
         count++
       }
-    }
-    const change = this.#change
-    change[k] = this.#tick | 0
-    const g = this.#histGen
-    if (g[bSlot * this.#C + e] !== g[this.#slot * this.#C + e]) {
-      change[k + 2] = -1 // not the same entity: the caller sends it as created
-      return
     }
     if (mask === 0) {
       change[k + 2] = 0
@@ -474,11 +471,11 @@ export class RoomReplicator {
     const seen = ++this.#markGen // in view now
     const kept = ++this.#markGen // in view now and already placed
     const cell = this.#grid.cellOf[own] as number
-    const pool = this.#cellPool
     let off = 0
     let len = 0
+    if (cell >= 0) this.#neighborhood(cell) // may grow (replace) the pool: read it after
+    const pool = this.#cellPool
     if (cell >= 0) {
-      this.#neighborhood(cell)
       off = this.#cellOff[cell] as number
       len = this.#cellLen[cell] as number
       for (let k = 0; k < len; k++) mark[pool[off + k] as number] = seen
@@ -509,23 +506,11 @@ export class RoomReplicator {
       const e = pool[off + k] as number
       if (mark[e] === seen) {
         mark[e] = kept
-        // Insertion into the (short) sorted run of newcomers.
-        let i = m++
-        while (i > 0 && (fresh[i - 1] as number) > e) {
-          fresh[i] = fresh[i - 1] as number
-          i--
-        }
-        fresh[i] = e
+        fresh[m++] = e
       }
     }
-    if (ownAlive && mark[own] === seen) {
-      let i = m++
-      while (i > 0 && (fresh[i - 1] as number) > own) {
-        fresh[i] = fresh[i - 1] as number
-        i--
-      }
-      fresh[i] = own
-    }
+    if (ownAlive && mark[own] === seen) fresh[m++] = own
+    sortInts(fresh, m)
     // Merge the newcomers into the kept run, from the back, in place.
     let i = n - 1
     let w = n + m - 1
@@ -556,7 +541,7 @@ export class RoomReplicator {
     let n = 0
     const cx = cell % cols
     const cy = (cell - cx) / cols
-    // Own cell first, then the 8 around it: when capped, nearer cells win.
+    // Own cell first, then edge neighbours, then corners: when capped, nearer cells win.
     for (let ring = 0; ring < 9 && n < max; ring++) {
       const dx = ring === 0 ? 0 : (NEIGHBOR_DX[ring - 1] as number)
       const dy = ring === 0 ? 0 : (NEIGHBOR_DY[ring - 1] as number)
@@ -577,5 +562,23 @@ export class RoomReplicator {
 }
 
 
-const NEIGHBOR_DX = [-1, 0, 1, -1, 1, -1, 0, 1]
-const NEIGHBOR_DY = [-1, -1, -1, 0, 0, 1, 1, 1]
+/** The 8 cells around a cell, nearest first: the 4 sharing an edge, then the 4 corners. */
+const NEIGHBOR_DX = [-1, 1, 0, 0, -1, 1, -1, 1]
+const NEIGHBOR_DY = [0, 0, -1, 1, -1, -1, 1, 1]
+
+/** Sorts `a[0 .. n)` ascending: insertion sort for the usual handful, the native sort for more. */
+function sortInts(a: Int32Array, n: number): void {
+  if (n > 32) {
+    a.subarray(0, n).sort()
+    return
+  }
+  for (let i = 1; i < n; i++) {
+    const v = a[i] as number
+    let j = i - 1
+    while (j >= 0 && (a[j] as number) > v) {
+      a[j + 1] = a[j] as number
+      j--
+    }
+    a[j + 1] = v
+  }
+}
