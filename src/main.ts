@@ -14,11 +14,14 @@ import { Metrics } from './metrics/registry.js'
 import { serveMetrics, type MetricsEndpoint } from './net/metrics-http.js'
 import { GameServer } from './net/server.js'
 import { assertNativeUws } from './net/uws.js'
-import { maxFrameBytes } from './replicate/replicator.js'
+import { maxFrameBytes, roomReplicationBytes, viewerBytes } from './replicate/replicator.js'
 import { systemClock, type Clock } from './sim/clock.js'
-import type { Game } from './sim/game.js'
+import { validateGame, type Game } from './sim/game.js'
 import { TickLoop } from './sim/loop.js'
 import { Rooms } from './sim/room.js'
+
+/** Ticks travel as uint32 (about 4.5 years at 30 Hz, 207 days at 240 Hz). */
+const MAX_TICK = 0xffffffff - 1
 
 /** uWS core v20.43 can lose an uncorked send of >= 16 KiB; we cork, and also keep every frame below it. */
 const MAX_SAFE_FRAME = 16 * 1024
@@ -41,8 +44,11 @@ export interface Tickwire {
   readonly rooms: Rooms
   readonly loop: TickLoop
   readonly metrics: Metrics
-  /** Graceful stop: not ready, listen socket closed, players closed with SHUTDOWN, loop stopped. */
-  stop(): void
+  /**
+   * Graceful stop: not ready, listen socket closed, loop stopped, players closed
+   * with SHUTDOWN once their queued bytes are out (1 s at most). Resolves when all are closed.
+   */
+  stop(): Promise<void>
 }
 
 /** Starts tickwire with `config` (validated) and resolves once both ports are bound. */
@@ -56,6 +62,8 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
       `--max-visible ${config.maxVisible} allows STATE frames of up to ${frameMax} bytes with ${game.fields.length} fields; keep them under ${MAX_SAFE_FRAME}`,
     )
   }
+  validateGame(game, config.maxPlayersPerRoom)
+  checkBudget(config, game, frameMax)
   const seed = config.seed !== 0 ? config.seed : randomInt(1, 0xffffffff)
   const rooms = new Rooms(game, {
     maxPlayersPerRoom: config.maxPlayersPerRoom,
@@ -72,6 +80,14 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     maxCatchUpTicks: config.maxCatchUpTicks,
     clock,
     onTick: (tick) => {
+      if (tick >= MAX_TICK) {
+        // Ticks travel as uint32: stop cleanly (clients get SHUTDOWN and rejoin a restarted server) rather than wrap.
+        log.error('tick counter exhausted: stopping; restart the process', { tick, days: Math.floor(tick / config.tickHz / 86400) })
+        loop.stop()
+        void server.shutdown()
+        process.exitCode = 1
+        return
+      }
       const t0 = clock.now()
       rooms.step(dt, tick)
       server.sendTick(tick)
@@ -114,11 +130,51 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     rooms,
     loop,
     metrics,
-    stop() {
-      server.shutdown()
+    async stop() {
       loop.stop()
+      await server.shutdown()
       endpoint?.close()
     },
+  }
+}
+
+const MiB = 1024 * 1024
+/** Limits that keep one bad setting from exhausting the machine (per room, per player). */
+const MAX_ROOM_BYTES = 1024 * MiB
+const MAX_VIEWER_BYTES = 2 * MiB
+const MAX_VIEWERS_BYTES = 8192 * MiB
+const MAX_CELLS = 1_000_000
+
+/** Cross-checks the config against the game's world: memory per room and per player, grid size, backpressure caps. */
+function checkBudget(config: Config, game: Game, frameMax: number): void {
+  const layout = game.layout(config.maxPlayersPerRoom)
+  const cells = Math.ceil(layout.width / config.aoiRadius) * Math.ceil(layout.height / config.aoiRadius)
+  if (cells > MAX_CELLS) {
+    throw new ConfigError(
+      `--aoi-radius ${config.aoiRadius} cuts the game's ${layout.width} x ${layout.height} world into ${cells} grid cells per room; at most ${MAX_CELLS} (raise --aoi-radius)`,
+    )
+  }
+  const room = roomReplicationBytes(config.historyTicks, layout.capacity, game.fields.length, cells)
+  if (room > MAX_ROOM_BYTES) {
+    throw new ConfigError(
+      `--history-ticks ${config.historyTicks} with --max-players-per-room ${config.maxPlayersPerRoom} (${layout.capacity} entities) needs ${Math.ceil(room / MiB)} MiB per room; at most ${MAX_ROOM_BYTES / MiB} MiB`,
+    )
+  }
+  const viewer = viewerBytes(config.ackWindow, config.maxVisible)
+  if (viewer > MAX_VIEWER_BYTES) {
+    throw new ConfigError(
+      `--ack-window ${config.ackWindow} with --max-visible ${config.maxVisible} needs ${Math.ceil(viewer / MiB)} MiB per player; at most ${MAX_VIEWER_BYTES / MiB} MiB`,
+    )
+  }
+  if (viewer * config.maxPlayers > MAX_VIEWERS_BYTES) {
+    throw new ConfigError(
+      `--max-players ${config.maxPlayers} at ${Math.ceil(viewer / 1024)} KiB each (--ack-window, --max-visible) needs ${Math.ceil((viewer * config.maxPlayers) / MiB)} MiB; at most ${MAX_VIEWERS_BYTES / MiB} MiB`,
+    )
+  }
+  if (config.hardBackpressure < config.softBackpressure + frameMax) {
+    throw new ConfigError(
+      `--hard-backpressure (${config.hardBackpressure} bytes) must be at least --soft-backpressure plus one frame (${config.softBackpressure + frameMax} bytes)`,
+    )
   }
 }
 
@@ -157,9 +213,14 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     }
     stopping = true
     log.info('stopping', { signal: sig, players: tw.rooms.players })
-    tw.stop()
-    // Let the close frames reach the kernel, then leave.
-    setTimeout(() => process.exit(0), 50)
+    tw.stop().then(
+      // The close frames are written to the kernel by now; a moment for good measure, then leave.
+      () => setTimeout(() => process.exit(0), 20),
+      (err: Error) => {
+        log.error('stop failed', { error: err.message })
+        process.exit(1)
+      },
+    )
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)

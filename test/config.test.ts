@@ -40,3 +40,27 @@ t.test('--help lists every option with its flag, env var, default and unit', asy
   t.equal(envName('metricsPort'), 'TICKWIRE_METRICS_PORT')
   t.equal(flagName('maxPlayersPerRoom'), '--max-players-per-room')
 })
+
+t.test('start-up checks the config against the game: memory, grid, backpressure caps', async (t) => {
+  const { start } = await import('../src/main.js')
+  const { silent } = await import('./helpers/server.js')
+  const run = (o: Parameters<typeof defaultConfig>[0]) => start(defaultConfig({ port: 0, metricsPort: 0, ...o }), { log: silent })
+  await t.rejects(run({ aoiRadius: 1 }), { name: 'ConfigError', message: /--aoi-radius 1 cuts the game's .* grid cells per room; at most 1000000/ })
+  await t.rejects(run({ historyTicks: 4096, ackWindow: 12, maxPlayersPerRoom: 4096 }), { message: /--history-ticks 4096 with --max-players-per-room 4096 .* MiB per room; at most 1024 MiB/ })
+  await t.rejects(run({ ackWindow: 4000, historyTicks: 4096, maxVisible: 512 }), { message: /--ack-window 4000 with --max-visible 512 needs \d+ MiB per player; at most 2 MiB/ })
+  await t.rejects(run({ ackWindow: 2000, historyTicks: 4096, maxVisible: 512 }), { message: /--max-players 15000 at \d+ KiB each .* at most 8192 MiB/ })
+  await t.rejects(run({ softBackpressure: 64 * 1024, hardBackpressure: 64 * 1024 + 100 }), { message: /must be at least --soft-backpressure plus one frame/ })
+})
+
+t.test('start-up validates the game definition', async (t) => {
+  const { start, arena } = await import('../src/main.js')
+  const { silent } = await import('./helpers/server.js')
+  const run = (g: object) => start(defaultConfig({ port: 0, metricsPort: 0 }), { log: silent, game: { ...arena, ...g } })
+  await t.rejects(run({ fields: [] }), { message: /game "arena": needs 1 to 7 replicated fields, has 0/ })
+  await t.rejects(run({ fields: [{ name: 'x', quantum: 0 }, { name: 'y', quantum: 1 }] }), { message: /field x: quantum must be a finite number > 0/ })
+  await t.rejects(run({ fields: [{ name: 'x', quantum: 1 }, { name: 'x', quantum: 1 }] }), { message: /field names must be unique/ })
+  await t.rejects(run({ position: ['x', 'z'] }), { message: /position field "z" is not a replicated field/ })
+  await t.rejects(run({ input: [{ name: 'a', min: 1, max: 0 }] }), { message: /input a: min and max must be 32-bit integers with min <= max/ })
+  await t.rejects(run({ layout: () => ({ capacity: 70000, width: 100, height: 100 }) }), { message: /capacity must be an integer in 1\.\.65536, got 70000/ })
+  await t.rejects(run({ layout: () => ({ capacity: 10, width: 0, height: 100 }) }), { message: /width and height must be finite and > 0/ })
+})

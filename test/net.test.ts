@@ -4,7 +4,7 @@ import t from 'tap'
 import { WebSocket } from 'ws'
 import { CloseCode, MsgType, encodeAck, encodeInput, encodePing } from '../proto/index.js'
 import { TickwireClient, ConnectError } from '../src/client/index.js'
-import { arena } from '../src/games/arena.js'
+import { AVATAR_SPEED, arena, arenaLayout } from '../src/games/arena.js'
 import type { Game } from '../src/sim/game.js'
 import { sample, sleep, startTest, waitFor } from './helpers/server.js'
 
@@ -49,17 +49,33 @@ t.test('two clients in one room see each other move', async (t) => {
   t.equal(a.welcome.roomId, 'duel')
   t.equal(b.welcome.roomId, 'duel')
   const ea = a.welcome.entityId
-  await waitFor(() => b.table.entities.has(ea), 2000, 'b to see a')
-  const x0 = b.table.get(ea, 'x') as number
-  const y0 = b.table.get(ea, 'y') as number
-  // Steer toward the middle so the wall does not stop the avatar.
-  const dir = x0 < 500 ? 100 : -100
-  const seq = a.sendInput([dir, 0])
+  const eb = b.welcome.entityId
+  await waitFor(() => b.table.entities.has(ea) && b.table.entities.has(eb), 2000, 'b to see a')
+  const pos = (e: number) => [b.table.get(e, 'x') as number, b.table.get(e, 'y') as number] as const
+  const [ax, ay] = pos(ea)
+  const [bx, by] = pos(eb)
+  // Steer away from b (no bumping), along the axis with the most room before a wall.
+  const side = arenaLayout(64).width
+  const dirs = [
+    [100, 0, side - ax],
+    [-100, 0, ax],
+    [0, 100, side - ay],
+    [0, -100, ay],
+  ] as const
+  const [mx, my] = dirs.filter(([dx, dy]) => dx * (bx - ax) + dy * (by - ay) <= 0).sort((p, q) => q[2] - p[2])[0] as readonly [number, number, number]
+  const seq = a.sendInput([mx, my])
   await waitFor(() => a.serverInputSeq >= seq, 2000, 'the server to apply the input')
+  await sleep(100) // clear of b (they may have spawned touching)
+  const t0 = b.table.tick
+  const [ax0, ay0] = pos(ea)
   await sleep(300)
-  const x1 = b.table.get(ea, 'x') as number
-  t.ok(Math.sign(x1 - x0) === Math.sign(dir) && Math.abs(x1 - x0) > 20, `a moved on b's screen: ${x0} -> ${x1}`)
-  t.ok(Math.abs((b.table.get(ea, 'y') as number) - y0) < Math.abs(x1 - x0) / 2, 'mostly horizontal (a bump may nudge it)')
+  const [ax1, ay1] = pos(ea)
+  const along = ((ax1 - ax0) * mx + (ay1 - ay0) * my) / 100
+  const across = Math.abs(((ax1 - ax0) * my - (ay1 - ay0) * mx) / 100)
+  // Full speed (AVATAR_SPEED per second) for exactly the ticks between the two frames b applied.
+  const expected = (AVATAR_SPEED * (b.table.tick - t0)) / 30
+  t.ok(Math.abs(along - expected) <= 0.5, `a moved ${along.toFixed(2)} units on b's screen, expected ${expected.toFixed(2)}`)
+  t.ok(across <= 0.5, `in a straight line (${across.toFixed(2)} off)`)
   t.ok(a.table.entities.has(b.welcome.entityId), 'a sees b too')
 })
 
@@ -227,9 +243,11 @@ t.test('graceful stop: readiness false, players closed with SHUTDOWN (1001), no 
 
 t.test('a room whose game code throws is closed with INTERNAL_ERROR; other rooms play on', async (t) => {
   // The reference game, except that a room with a player named "boom" throws in step, and "bad-join" throws in join.
+  let failCreate = false
   const faulty: Game = {
     ...arena,
     createRoom: (ctx) => {
+      if (failCreate) throw new Error('createRoom bug')
       const inner = arena.createRoom(ctx)
       let boom = false
       return {
@@ -261,6 +279,12 @@ t.test('a room whose game code throws is closed with INTERNAL_ERROR; other rooms
   t.same(await victimClosed, { code: CloseCode.INTERNAL_ERROR, reason: 'room failed on the server' })
   const joinErr = await TickwireClient.connect(tw.url, { room: 'x', name: 'bad-join' }).catch((e: ConnectError) => e)
   t.equal((joinErr as ConnectError).code, CloseCode.INTERNAL_ERROR)
+  failCreate = true
+  for (let i = 0; i < 2; i++) {
+    const createErr = await TickwireClient.connect(tw.url, { room: 'never' }).catch((e: ConnectError) => e)
+    t.equal((createErr as ConnectError).code, CloseCode.INTERNAL_ERROR, 'a room the game cannot build: refused, nothing left behind')
+  }
+  failCreate = false
   const ticks = calm.table.tick
   await sleep(300)
   t.ok(calm.table.tick > ticks + 5, 'the other room kept ticking')
@@ -271,8 +295,8 @@ t.test('a room whose game code throws is closed with INTERNAL_ERROR; other rooms
     'the failed rooms were disposed',
   )
   const m = await tw.metrics.text()
-  t.equal(sample(m, 'tickwire_room_errors_total'), 2)
-  t.equal(sample(m, 'tickwire_disconnects_total{reason="internal_error"}'), 3)
+  t.equal(sample(m, 'tickwire_room_errors_total'), 4, 'two rooms failed, two could not be built')
+  t.equal(sample(m, 'tickwire_disconnects_total{reason="internal_error"}'), 5)
 })
 
 t.test('PING is answered with PONG', async (t) => {

@@ -25,6 +25,7 @@ import {
   encodeAck,
   encodeInput,
   encodePing,
+  type ServerMessage,
   type StateFrame,
   type Welcome,
 } from '../../proto/index.js'
@@ -165,24 +166,29 @@ export class TickwireClient {
   #onFrame(bytes: Uint8Array): void {
     this.bytesReceived += bytes.byteLength
     this.framesReceived++
+    let msg: ServerMessage
+    let result: ApplyResult | null = null
     try {
-      const msg = decodeServerMessage(bytes)
-      if (msg.type === MsgType.STATE) {
-        const result = this.table.apply(msg)
-        this.serverInputSeq = msg.inputSeq
-        if (this.#autoAck && !this.#ackPending) {
-          this.#ackPending = true
-          // Deferred so that an input sent from a 'state' handler carries the ack instead.
-          queueMicrotask(this.#flushAck)
-        }
-        for (const fn of this.#listeners.state) fn(msg, result)
-      } else if (msg.type === MsgType.PONG) {
-        const rtt = now() - msg.clientTime
-        for (const fn of this.#listeners.pong) fn(rtt)
-      }
+      msg = decodeServerMessage(bytes)
+      if (msg.type === MsgType.STATE) result = this.table.apply(msg)
     } catch (err) {
+      // The server broke the protocol (or this SDK is out of date): the table can no longer be trusted.
       for (const fn of this.#listeners.error) fn(err as Error)
       this.close()
+      return
+    }
+    // Listeners run outside the try: an exception in game code is the game's, not a protocol error.
+    if (msg.type === MsgType.STATE && result) {
+      this.serverInputSeq = msg.inputSeq
+      if (this.#autoAck && !this.#ackPending) {
+        this.#ackPending = true
+        // Deferred so that an input sent from a 'state' handler carries the ack instead.
+        queueMicrotask(this.#flushAck)
+      }
+      for (const fn of this.#listeners.state) fn(msg, result)
+    } else if (msg.type === MsgType.PONG) {
+      const rtt = now() - msg.clientTime
+      for (const fn of this.#listeners.pong) fn(rtt)
     }
   }
 

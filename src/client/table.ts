@@ -106,13 +106,6 @@ export class EntityTable {
     this.#tick = frame.tick
     return { created, changed, removed, full: frame.baseTick === 0 }
   }
-
-  /** Forgets everything (e.g. before joining another room). */
-  reset(): void {
-    this.#history.clear()
-    this.#current = new Map()
-    this.#tick = 0
-  }
 }
 
 /** The id after `prev` given its gap; ids ascend strictly within a list, the first gap counts from 0. */

@@ -45,7 +45,7 @@ export type SkipReason = (typeof SkipReason)[keyof typeof SkipReason]
 export const FullStateReason = { JOIN: 'join', BASELINE_EXPIRED: 'baseline_expired' } as const
 export type FullStateReason = (typeof FullStateReason)[keyof typeof FullStateReason]
 
-/** Why an upgrade was refused with an HTTP status: `tickwire_upgrades_rejected_total{reason}`. */
+/** Why an upgrade was refused with an HTTP status: `tickwire_http_rejected_total{reason}`. */
 export const UpgradeRejectReason = { BAD_QUERY: 'bad_query', NOT_READY: 'not_ready', NOT_FOUND: 'not_found' } as const
 export type UpgradeRejectReason = (typeof UpgradeRejectReason)[keyof typeof UpgradeRejectReason]
 
@@ -62,7 +62,7 @@ export class Stats {
   bytesReceived = 0
   messagesReceived = 0
   inputsApplied = 0
-  /** Rooms closed because their game code or their replication threw. */
+  /** Rooms closed because their game code (create, join, leave, step) or their replication threw; each counts once. */
   roomErrors = 0
   readonly disconnects = zeroes(DisconnectReason)
   readonly rejected = zeroes(RejectReason)

@@ -92,6 +92,9 @@ export class GameServer {
   readonly #conns = new Set<Conn>()
   #listen: us_listen_socket | null = null
   #ready = false
+  /** Set by shutdown(): resolves once every socket has closed. */
+  #drained: Promise<void> | null = null
+  #allClosed: () => void = () => {}
   #nextPlayerId = 1
   // State for the one cork callback (no closure per send).
   #corkWs: WebSocket<Conn> | null = null
@@ -111,7 +114,7 @@ export class GameServer {
     rooms.onDispose = (room) => {
       room.link = undefined
     }
-    rooms.onError = (room, err) => this.#failRoom(room, err)
+    rooms.onError = (room, err) => this.#closeFailedRoom(room, err)
     this.#app = uWS.App()
     this.#app.ws<Conn>('/play', {
       compression: uWS.DISABLED,
@@ -124,6 +127,10 @@ export class GameServer {
       upgrade: (res, req, context) => this.#upgrade(res, req, context),
       open: (ws) => this.#open(ws),
       message: (ws, message, isBinary) => this.#message(ws, message, isBinary),
+      drain: (ws) => {
+        // During shutdown a socket is closed as soon as its queued bytes are out.
+        if (this.#drained && ws.getBufferedAmount() === 0) this.#closeWith(ws.getUserData(), 'SHUTDOWN', DisconnectReason.SHUTDOWN)
+      },
       close: (ws, code, message) => this.#close(ws, code, message),
     })
     this.#app.get('/healthz', (res) => {
@@ -176,19 +183,37 @@ export class GameServer {
 
   /**
    * Graceful stop: readiness goes false, the listen socket closes (no new
-   * connections), and every player is closed with SHUTDOWN (1001).
+   * connections), and every player is closed with SHUTDOWN (1001). A socket
+   * with bytes still queued in uWS is closed once they drain, or after
+   * `drainMs`, so its close frame is not stuck behind data that the process
+   * exit would drop. Resolves when every socket is closed.
    */
-  shutdown(): void {
+  shutdown(drainMs = 1000): Promise<void> {
     this.#ready = false
     if (this.#listen) {
       uWS.us_listen_socket_close(this.#listen)
       this.#listen = null
     }
-    for (const conn of [...this.#conns]) this.#closeWith(conn, 'SHUTDOWN', DisconnectReason.SHUTDOWN)
+    if (this.#drained) return this.#drained
+    this.#drained = new Promise<void>((resolve) => {
+      const deadline = setTimeout(() => {
+        for (const conn of [...this.#conns]) this.#closeWith(conn, 'SHUTDOWN', DisconnectReason.SHUTDOWN)
+      }, drainMs)
+      this.#allClosed = () => {
+        clearTimeout(deadline)
+        resolve()
+      }
+      for (const conn of [...this.#conns]) {
+        if (conn.ws && conn.ws.getBufferedAmount() === 0) this.#closeWith(conn, 'SHUTDOWN', DisconnectReason.SHUTDOWN)
+      }
+      if (this.#conns.size === 0) this.#allClosed()
+    })
+    return this.#drained
   }
 
   /** Sends the current tick to every player of every room. Called once per tick after the rooms stepped. */
   sendTick(tick: number): void {
+    if (this.#drained) return // shutting down: no more frames
     const now = performance.now()
     const rooms = this.#rooms.list
     // Backwards throughout: a close below may remove a seat (swapping in the
@@ -205,7 +230,7 @@ export class GameServer {
           if (seat) this.#sendFrame(seat.link as Conn, rep, now)
         }
       } catch (err) {
-        this.#failRoom(room, err as Error)
+        this.#rooms.fail(room, err as Error)
       }
     }
   }
@@ -302,8 +327,13 @@ export class GameServer {
     try {
       seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name)
     } catch (err) {
+      // The game could not even build the room: nothing was registered.
       this.stats.roomErrors++
-      this.#log.error('game join failed', { room: conn.roomId ?? '(quick play)', error: (err as Error).stack ?? String(err) })
+      this.#log.error('room creation failed', { room: conn.roomId ?? '(quick play)', error: (err as Error).stack ?? String(err) })
+      this.#closeWith(conn, 'INTERNAL_ERROR', DisconnectReason.INTERNAL_ERROR)
+      return
+    }
+    if (seat === JoinRefusal.FAILED) {
       this.#closeWith(conn, 'INTERNAL_ERROR', DisconnectReason.INTERNAL_ERROR)
       return
     }
@@ -379,8 +409,8 @@ export class GameServer {
     }
   }
 
-  /** A room's code threw: log it, count it, close its players with INTERNAL_ERROR (the room is then disposed). */
-  #failRoom(room: Room, err: Error): void {
+  /** A room's code threw (Rooms.fail, once per room): log it, count it, close its players with INTERNAL_ERROR. */
+  #closeFailedRoom(room: Room, err: Error): void {
     this.stats.roomErrors++
     this.#log.error('room failed; closing it', { room: room.id, players: room.seats.length, error: err.stack ?? err.message })
     for (let j = room.seats.length - 1; j >= 0; j--) {
@@ -420,14 +450,10 @@ export class GameServer {
     if (conn.seat) {
       const seat = conn.seat
       conn.seat = null
-      try {
-        this.#rooms.leave(seat)
-      } catch (err) {
-        this.stats.roomErrors++
-        this.#log.error('game leave failed', { room: seat.room.id, error: (err as Error).stack ?? String(err) })
-      }
+      this.#rooms.leave(seat) // a throw from the game's leave fails that room, not this handler
     }
     conn.viewer = null
     this.#log.debug('leave', { player: conn.playerId, code, reason })
+    if (this.#drained && this.#conns.size === 0) this.#allClosed()
   }
 }

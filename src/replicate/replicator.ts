@@ -17,6 +17,7 @@
  * arena only grows.
  */
 import { MsgType, writeArrayHeader, writeInt, zigzag, type FieldSpec } from '../../proto/index.js'
+import { MAX_ROOM_ENTITIES } from '../sim/game.js'
 import type { Grid } from '../sim/grid.js'
 import type { World } from '../sim/world.js'
 
@@ -37,8 +38,16 @@ export type FullReason = (typeof FullReason)[keyof typeof FullReason]
 export const AckResult = { OK: 0, UNKNOWN_TICK: 1, REGRESSED: 2 } as const
 export type AckResult = (typeof AckResult)[keyof typeof AckResult]
 
-/** Most entities one room can hold: viewers keep entity ids in 16 bits. */
-export const MAX_ENTITIES = 65536
+/** Bytes a room's replication state takes: snapshot history, chunk records and per-cell lists. */
+export function roomReplicationBytes(historyTicks: number, capacity: number, fieldCount: number, cells: number): number {
+  const perSlotEntity = fieldCount * 4 + 4 + 16 // quantized values, generation, change record
+  return historyTicks * capacity * perSlotEntity + capacity * (16 + 4) + cells * 16
+}
+
+/** Bytes one player's replication state takes (its kept frames' entity ids). */
+export function viewerBytes(ackWindow: number, maxVisible: number): number {
+  return (ackWindow + 1) * (maxVisible * 2 + 8)
+}
 
 /** Upper bound on one frame's size for `maxVisible` entities of `fieldCount` fields. */
 export function maxFrameBytes(maxVisible: number, fieldCount: number): number {
@@ -187,7 +196,7 @@ export class RoomReplicator {
 
   constructor(world: World, grid: Grid, fields: readonly FieldSpec[], opts: ReplicatorOptions) {
     if (fields.length > 7) throw new RangeError('at most 7 replicated fields (the change mask is one byte)')
-    if (world.capacity > MAX_ENTITIES) throw new RangeError(`a room holds at most ${MAX_ENTITIES} entities; the game's layout asks for ${world.capacity}`)
+    if (world.capacity > MAX_ROOM_ENTITIES) throw new RangeError(`a room holds at most ${MAX_ROOM_ENTITIES} entities; the game's layout asks for ${world.capacity}`)
     this.#world = world
     this.#grid = grid
     this.opts = opts

@@ -69,3 +69,36 @@ export interface GameRoom {
   /** Advances the room by `dt` seconds. The grid holds positions as of the previous tick. */
   step(dt: number, tick: number): void
 }
+
+/** Most entities a room may hold (replication keeps entity ids in 16 bits). */
+export const MAX_ROOM_ENTITIES = 65536
+
+/**
+ * Checks a game definition once at start-up, so a mistake fails the start with
+ * a clear message instead of failing every room later. Throws Error naming
+ * the game and the problem.
+ */
+export function validateGame(game: Game, maxPlayers: number): void {
+  const fail = (msg: string): never => {
+    throw new Error(`game ${JSON.stringify(game.name)}: ${msg}`)
+  }
+  const names = game.fields.map((f) => f.name)
+  if (game.fields.length < 1 || game.fields.length > 7) fail(`needs 1 to 7 replicated fields, has ${game.fields.length}`)
+  if (new Set(names).size !== names.length) fail(`field names must be unique: ${names.join(', ')}`)
+  for (const f of game.fields) {
+    if (!f.name) fail('a field has an empty name')
+    if (!(Number.isFinite(f.quantum) && f.quantum > 0)) fail(`field ${f.name}: quantum must be a finite number > 0, got ${f.quantum}`)
+  }
+  for (const p of game.position) if (!names.includes(p)) fail(`position field ${JSON.stringify(p)} is not a replicated field`)
+  for (const i of game.input) {
+    const ok = Number.isInteger(i.min) && Number.isInteger(i.max) && i.min <= i.max && i.min >= -(2 ** 31) && i.max < 2 ** 31
+    if (!ok) fail(`input ${i.name}: min and max must be 32-bit integers with min <= max, got [${i.min}, ${i.max}]`)
+  }
+  const layout = game.layout(maxPlayers)
+  if (!Number.isInteger(layout.capacity) || layout.capacity < 1 || layout.capacity > MAX_ROOM_ENTITIES) {
+    fail(`layout(${maxPlayers}).capacity must be an integer in 1..${MAX_ROOM_ENTITIES}, got ${layout.capacity}`)
+  }
+  if (!(layout.width > 0 && layout.height > 0 && Number.isFinite(layout.width) && Number.isFinite(layout.height))) {
+    fail(`layout(${maxPlayers}) width and height must be finite and > 0, got ${layout.width} x ${layout.height}`)
+  }
+}

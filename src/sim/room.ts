@@ -34,6 +34,8 @@ export class Room {
   readonly seats: Seat[] = []
   /** The network layer's object for this room. */
   link: unknown = undefined
+  /** Set once its rules threw: they are not called again, and the room is being closed. */
+  failed = false
   readonly #inputCount: number
 
   constructor(id: string, quickPlay: boolean, game: Game, maxPlayers: number, cellSize: number, seed: number) {
@@ -76,7 +78,7 @@ export class Room {
     if (i < 0) return
     this.seats[i] = this.seats[this.seats.length - 1] as Seat
     this.seats.pop()
-    this.rules.leave(seat.entity)
+    if (!this.failed) this.rules.leave(seat.entity)
   }
 
   /** One simulation step: apply the newest input of each seat, step the rules, rebuild the grid. */
@@ -103,8 +105,8 @@ export interface RoomsOptions {
   readonly seed: number
 }
 
-/** Why a join found no seat. */
-export const JoinRefusal = { ROOM_FULL: 'room_full', SERVER_FULL: 'server_full' } as const
+/** Why a join found no seat. FAILED: the game's code threw; the room was failed (see `Rooms.onError`). */
+export const JoinRefusal = { ROOM_FULL: 'room_full', SERVER_FULL: 'server_full', FAILED: 'failed' } as const
 export type JoinRefusal = (typeof JoinRefusal)[keyof typeof JoinRefusal]
 
 /** All rooms of one process: quick-play placement, named rooms, disposal of empty rooms. */
@@ -114,10 +116,11 @@ export class Rooms {
   /** Called when a room is created or disposed (the network layer attaches per-room state). */
   onCreate: (room: Room) => void = () => {}
   onDispose: (room: Room) => void = () => {}
-  /** A room's rules threw during a step; by default the error propagates. */
-  onError: (room: Room, err: Error) => void = (_room, err) => {
-    throw err
-  }
+  /**
+   * A room's rules threw (in step, join or leave): close its players here. The
+   * room is marked failed before and disposed after, so this runs once per room.
+   */
+  onError: (room: Room, err: Error) => void = () => {}
   readonly #game: Game
   readonly #opts: RoomsOptions
   #created = 0
@@ -158,31 +161,46 @@ export class Rooms {
     }
     if (!room) {
       if (this.list.length >= this.#opts.maxRooms) return JoinRefusal.SERVER_FULL
+      // Throws if the game cannot build the room; nothing is registered then.
       room = this.#create(roomId ?? this.#newId(), roomId === null)
     }
-    let seat: Seat | null = null
+    let seat: Seat | null
     try {
       seat = room.join(playerId, name)
-    } finally {
-      // Also when the game's join threw: never keep an empty room around.
-      if (!seat && room.seats.length === 0) this.#dispose(room)
+    } catch (err) {
+      this.fail(room, err as Error)
+      return JoinRefusal.FAILED
     }
-    return seat ?? JoinRefusal.ROOM_FULL
+    if (seat) return seat
+    if (room.seats.length === 0) this.#dispose(room)
+    return JoinRefusal.ROOM_FULL
   }
 
   leave(seat: Seat): void {
     const room = seat.room
     try {
       room.leave(seat)
+    } catch (err) {
+      this.fail(room, err as Error)
+    }
+    if (room.seats.length === 0) this.#dispose(room)
+  }
+
+  /** Marks `room` failed, lets `onError` close its players, and disposes it. Once per room. */
+  fail(room: Room, err: Error): void {
+    if (room.failed) return
+    room.failed = true
+    try {
+      this.onError(room, err)
     } finally {
-      if (room.seats.length === 0) this.#dispose(room)
+      this.#dispose(room)
     }
   }
 
   /**
-   * Steps every room. A room whose rules throw is reported to `onError` (which
-   * closes its players) and the other rooms step on: one game bug costs one
-   * room, not the process. Backwards, since `onError` may dispose the room.
+   * Steps every room. A room whose rules throw is failed (its players closed,
+   * the room disposed) and the other rooms step on: one game bug costs one
+   * room, not the process. Backwards, since failing a room removes it.
    */
   step(dt: number, tick: number): void {
     for (let i = this.list.length - 1; i >= 0; i--) {
@@ -190,7 +208,7 @@ export class Rooms {
       try {
         room.step(dt, tick)
       } catch (err) {
-        this.onError(room, err as Error)
+        this.fail(room, err as Error)
       }
     }
   }
@@ -205,9 +223,9 @@ export class Rooms {
   #create(id: string, quickPlay: boolean): Room {
     const seed = (this.#opts.seed + this.#created++) >>> 0
     const room = new Room(id, quickPlay, this.#game, this.#opts.maxPlayersPerRoom, this.#opts.cellSize, seed)
+    this.onCreate(room)
     this.byId.set(id, room)
     this.list.push(room)
-    this.onCreate(room)
     return room
   }
 
