@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process'
 import type { Socket } from 'node:net'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
 import { CloseCode, MsgType, decodeServerMessage, encodeAck } from '../proto/index.js'
 import { TickwireClient } from '../src/client/index.js'
@@ -64,6 +64,17 @@ function queued(serverPort: number, clientPort: number): { sendQ: number } {
   return { sendQ: Number(cols[1]) }
 }
 
+/** A normal SDK client and a pausable one in room `room`, both closed at teardown. */
+async function pair(t: Test, url: string, room: string): Promise<{ normal: TickwireClient; slow: PausableClient }> {
+  const normal = await TickwireClient.connect(url, { room })
+  const slow = new PausableClient(`${url}?room=${room}`)
+  t.teardown(() => {
+    normal.close()
+    slow.close()
+  })
+  return { normal, slow }
+}
+
 async function frameRate(c: TickwireClient, ms: number): Promise<number> {
   let n = 0
   const on = () => n++
@@ -76,12 +87,7 @@ async function frameRate(c: TickwireClient, ms: number): Promise<number> {
 t.test('ack window: a client that stops reading for 15 s has only a few KiB queued, then resyncs', async (t) => {
   const tw = await startTest({ tickHz: 30 })
   t.teardown(() => tw.stop())
-  const normal = await TickwireClient.connect(tw.url, { room: 'bp' })
-  const slow = new PausableClient(`${tw.url}?room=bp`)
-  t.teardown(() => {
-    normal.close()
-    slow.close()
-  })
+  const { normal, slow } = await pair(t, tw.url, 'bp')
   await waitFor(() => slow.frames > 10, 3000, 'the slow client to get going')
   let m = await tw.metrics.text()
   const sent0 = sample(m, 'tickwire_state_frames_sent_total')
@@ -113,12 +119,7 @@ t.test('ack window: a client that stops reading for 15 s has only a few KiB queu
 t.test('a client stalled past max-stall-seconds is closed TOO_SLOW; the other keeps going', async (t) => {
   const tw = await startTest({ maxStallSeconds: 1 })
   t.teardown(() => tw.stop())
-  const normal = await TickwireClient.connect(tw.url, { room: 'bp2' })
-  const slow = new PausableClient(`${tw.url}?room=bp2`)
-  t.teardown(() => {
-    normal.close()
-    slow.close()
-  })
+  const { normal, slow } = await pair(t, tw.url, 'bp2')
   await waitFor(() => slow.frames > 5, 3000, 'the slow client to get going')
   slow.pause()
   const rate = await frameRate(normal, 2000)
@@ -161,13 +162,8 @@ t.test('buffered bytes: once the kernel buffers are full, uWS buffers stay bound
     softBackpressure: soft,
   })
   t.teardown(() => tw.stop())
-  const normal = await TickwireClient.connect(tw.url, { room: 'flood' })
-  const slow = new PausableClient(`${tw.url}?room=flood`)
+  const { normal, slow } = await pair(t, tw.url, 'flood')
   slow.acking = false
-  t.teardown(() => {
-    normal.close()
-    slow.close()
-  })
   await waitFor(() => slow.frames > 5, 3000, 'the slow client to get going')
   slow.pause()
   let m = ''

@@ -35,51 +35,16 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.002, 0.004, 0.008, 0.012, 0.016, 0.025, 0.033, 0.05, 0.1, 0.25],
       registers: [r],
     })
-    new client.Gauge({
-      name: `${prefix}tick_budget_seconds`,
-      help: 'Time available per tick (1 / tick rate)',
-      registers: [r],
-      collect() {
-        this.set(src.tickBudgetSeconds)
-      },
-    })
+    gauge(r, `${prefix}tick_budget_seconds`, 'Time available per tick (1 / tick rate)', () => src.tickBudgetSeconds)
     const { stats, loop } = src
     counter(r, `${prefix}ticks_total`, 'Simulation ticks run', () => loop.tick)
     counter(r, `${prefix}tick_overruns_total`, 'Ticks that took longer than the tick budget', () => loop.overruns)
     counter(r, `${prefix}tick_catchup_total`, 'Ticks run late, back to back, to catch up', () => loop.catchUpTicks)
     counter(r, `${prefix}ticks_skipped_total`, 'Tick slots dropped because the loop fell too far behind', () => loop.skippedSlots)
-    new client.Gauge({
-      name: `${prefix}players`,
-      help: 'Players seated in rooms',
-      registers: [r],
-      collect() {
-        this.set(src.players())
-      },
-    })
-    new client.Gauge({
-      name: `${prefix}rooms`,
-      help: 'Rooms open',
-      registers: [r],
-      collect() {
-        this.set(src.rooms())
-      },
-    })
-    new client.Gauge({
-      name: `${prefix}buffered_bytes`,
-      help: 'Bytes queued in user space toward all sockets (uWS getBufferedAmount; excludes kernel buffers)',
-      registers: [r],
-      collect() {
-        this.set(src.buffered().total)
-      },
-    })
-    new client.Gauge({
-      name: `${prefix}socket_buffered_bytes_max`,
-      help: 'Bytes queued in user space toward the most backed-up socket',
-      registers: [r],
-      collect() {
-        this.set(src.buffered().max)
-      },
-    })
+    gauge(r, `${prefix}players`, 'Players seated in rooms', () => src.players())
+    gauge(r, `${prefix}rooms`, 'Rooms open', () => src.rooms())
+    gauge(r, `${prefix}buffered_bytes`, 'Bytes queued in user space toward all sockets (uWS getBufferedAmount; excludes kernel buffers)', () => src.buffered().total)
+    gauge(r, `${prefix}socket_buffered_bytes_max`, 'Bytes queued in user space toward the most backed-up socket', () => src.buffered().max)
     counter(r, `${prefix}connections_total`, 'WebSocket connections opened', () => stats.connections)
     counter(r, `${prefix}sent_bytes_total`, 'Bytes of WebSocket payload sent (state frames, welcomes, pongs)', () => stats.bytesSent)
     counter(r, `${prefix}state_frames_sent_total`, 'STATE frames sent', () => stats.framesSent)
@@ -106,6 +71,18 @@ export class Metrics {
   text(): Promise<string> {
     return this.registry.metrics()
   }
+}
+
+/** A gauge whose value is read from `read()` at scrape time. */
+function gauge(r: client.Registry, name: string, help: string, read: () => number): void {
+  new client.Gauge({
+    name,
+    help,
+    registers: [r],
+    collect() {
+      this.set(read())
+    },
+  })
 }
 
 /** A counter whose value is read from `read()` at scrape time. */
