@@ -77,6 +77,7 @@ t.test('counters move when their events happen', async (t) => {
   t.ok(sample(m1, 'tickwire_tick_duration_seconds_count') > 5, 'tick durations observed')
   t.ok(sample(m1, 'tickwire_state_frames_sent_total') >= a.framesReceived - 1, 'frames sent')
   t.ok(sample(m1, 'tickwire_sent_bytes_total') >= a.bytesReceived, 'bytes sent')
+  t.ok(sample(m1, 'tickwire_sent_messages_total') >= sample(m1, 'tickwire_state_frames_sent_total') + 2, 'messages sent: frames plus two WELCOMEs')
   t.equal(sample(m1, 'tickwire_inputs_total'), 1)
   t.ok(sample(m1, 'tickwire_received_messages_total') > 5, 'acks received')
 

@@ -47,6 +47,7 @@ export class Metrics {
     gauge(r, `${prefix}socket_buffered_bytes_max`, 'Bytes queued in user space toward the most backed-up socket', () => src.buffered().max)
     counter(r, `${prefix}connections_total`, 'WebSocket connections opened', () => stats.connections)
     counter(r, `${prefix}sent_bytes_total`, 'Bytes of WebSocket payload sent (state frames, welcomes, pongs)', () => stats.bytesSent)
+    counter(r, `${prefix}sent_messages_total`, 'WebSocket messages sent (STATE, WELCOME, PONG)', () => stats.messagesSent)
     counter(r, `${prefix}state_frames_sent_total`, 'STATE frames sent', () => stats.framesSent)
     counter(r, `${prefix}received_bytes_total`, 'Bytes of WebSocket payload received', () => stats.bytesReceived)
     counter(r, `${prefix}received_messages_total`, 'WebSocket messages received', () => stats.messagesReceived)

@@ -59,6 +59,7 @@ export class Stats {
   connections = 0
   bytesSent = 0
   framesSent = 0
+  messagesSent = 0
   bytesReceived = 0
   messagesReceived = 0
   inputsApplied = 0

@@ -268,6 +268,7 @@ export class GameServer {
       return
     }
     this.stats.framesSent++
+    this.stats.messagesSent++
     this.stats.bytesSent += len
   }
 
@@ -360,6 +361,7 @@ export class GameServer {
       input: this.#rooms.game.input,
     })
     ws.cork(() => ws.send(welcome, true))
+    this.stats.messagesSent++
     this.stats.bytesSent += welcome.byteLength
     this.#log.debug('join', { player: conn.playerId, room: seat.room.id, entity: seat.entity })
   }
@@ -403,6 +405,7 @@ export class GameServer {
         if (ws.getBufferedAmount() > this.#opts.softBackpressure) return
         const pong = encodePong(msg.clientTime)
         ws.send(pong, true)
+        this.stats.messagesSent++
         this.stats.bytesSent += pong.byteLength
         return
       }
