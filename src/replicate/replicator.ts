@@ -171,10 +171,13 @@ export class RoomReplicator {
   // Per-tick chunk caches; an entry is valid when its stamp equals the tick.
   #arena: Uint8Array
   #arenaPos = 0
-  // One record per entity (created) or per (base slot, entity) (changed), so a
-  // lookup touches one cache line: [stamp (tick | 0), offset, length, elements].
+  // One 16-byte record per entity (created: [stamp, offset, length, -]) or per
+  // (base slot, entity) (changed: [stamp, length | elements << 8, chunk bytes
+  // inline or arena offset]), so a lookup touches one cache line.
   readonly #created: Int32Array
   readonly #change: Int32Array
+  /** The same memory as `#change`, as bytes: chunks of up to INLINE_BYTES sit in the record's last 8 bytes. */
+  readonly #changeBytes: Uint8Array
 
   // Per-tick neighborhood lists per grid cell.
   readonly #cellStamp: Float64Array
@@ -214,6 +217,7 @@ export class RoomReplicator {
     this.#arena = new Uint8Array(64 * 1024)
     this.#created = new Int32Array(C * 4).fill(-1)
     this.#change = new Int32Array(H * C * 4).fill(-1)
+    this.#changeBytes = new Uint8Array(this.#change.buffer)
     const cells = grid.cols * grid.rows
     this.#cellStamp = new Float64Array(cells).fill(-1)
     this.#cellOff = new Int32Array(cells)
@@ -348,17 +352,24 @@ export class RoomReplicator {
         j++
         const k = (bSlot * C + e) * 4
         if (change[k] !== stamp) this.#encodeChange(e, bSlot, k)
-        const len = change[k + 2] as number
-        if (len > 0) {
+        const meta = change[k + 1] as number // -1: another entity now; else length | elements << 8
+        const len = meta & 0xff
+        if (meta > 0) {
           const gap = e - prevChanged
           prevChanged = e
           if (gap < 0x80) out[cp++] = gap
           else cp = writeInt(out, cp, gap)
-          const arena = this.#arena
-          for (let o = change[k + 1] as number, end = o + len; o < end; o++) out[cp++] = arena[o] as number
-          changedElems += change[k + 3] as number
+          if (len <= INLINE_BYTES) {
+            // Short chunks live in the record itself: no second memory access.
+            const bytes = this.#changeBytes
+            for (let o = k * 4 + 8, end = o + len; o < end; o++) out[cp++] = bytes[o] as number
+          } else {
+            const arena = this.#arena
+            for (let o = change[k + 2] as number, end = o + len; o < end; o++) out[cp++] = arena[o] as number
+          }
+          changedElems += meta >>> 8
         }
-        if (len >= 0) continue // len -1: the id now holds another entity, sent as created
+        if (meta >= 0) continue // -1: the id now holds another entity, sent as created
       }
       if (created[e * 4] !== stamp) this.#encodeCreated(e)
       refOff[nCreated] = created[e * 4 + 1] as number
@@ -428,7 +439,7 @@ export class RoomReplicator {
     change[k] = this.#tick | 0
     const g = this.#histGen
     if (g[bSlot * this.#C + e] !== g[this.#slot * this.#C + e]) {
-      change[k + 2] = -1 // not the same entity: the caller sends it as created
+      change[k + 1] = -1 // not the same entity: the caller sends it as created
       return
     }
     const F = this.#F
@@ -444,7 +455,7 @@ export class RoomReplicator {
       }
     }
     if (mask === 0) {
-      change[k + 2] = 0
+      change[k + 1] = 0
       return
     }
     this.#reserve(1 + 5 * F)
@@ -455,9 +466,15 @@ export class RoomReplicator {
     for (let f = 0; f < F; f++) {
       if ((mask & (1 << f)) !== 0) p = writeInt(arena, p, zigzag((hist[cur + f] as number) - (hist[old + f] as number)))
     }
-    change[k + 1] = start
-    change[k + 2] = p - start
-    change[k + 3] = 2 + count
+    const len = p - start
+    change[k + 1] = len | ((2 + count) << 8)
+    if (len <= INLINE_BYTES) {
+      // Copied into the record; the arena space is reused by the next chunk.
+      const bytes = this.#changeBytes
+      for (let i = 0, o = k * 4 + 8; i < len; i++) bytes[o + i] = arena[start + i] as number
+      return
+    }
+    change[k + 2] = start
     this.#arenaPos = p
   }
 
@@ -570,6 +587,9 @@ export class RoomReplicator {
 
 }
 
+
+/** Bytes of a changed chunk kept inside its record (words 2 and 3); longer ones stay in the arena (offset in word 2). */
+const INLINE_BYTES = 8
 
 /** The 8 cells around a cell, nearest first: the 4 sharing an edge, then the 4 corners. */
 const NEIGHBOR_DX = [-1, 1, 0, 0, -1, 1, -1, 1]
