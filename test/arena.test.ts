@@ -7,6 +7,15 @@ function room(maxPlayers = 8): Room {
   return new Room('r', false, arena, maxPlayers, 300, 7)
 }
 
+/** A room with two seated avatars, and the position columns. */
+function twoAvatars() {
+  const r = room()
+  const a = r.join(1, 'a')
+  const b = r.join(2, 'b')
+  if (!a || !b) throw new Error('no seat')
+  return { r, a, b, xs: r.world.column('x'), ys: r.world.column('y') }
+}
+
 t.test('layout: orbs fill the rest, the world scales with the room', async (t) => {
   const small = arenaLayout(8)
   t.equal(small.orbs, 60)
@@ -19,12 +28,7 @@ t.test('layout: orbs fill the rest, the world scales with the room', async (t) =
 })
 
 t.test('input is clamped: a diagonal at full stick moves no faster than straight', async (t) => {
-  const r = room()
-  const a = r.join(1, 'a')
-  const b = r.join(2, 'b')
-  if (!a || !b) throw new Error('no seat')
-  const xs = r.world.column('x')
-  const ys = r.world.column('y')
+  const { r, a, b, xs, ys } = twoAvatars()
   const side = arenaLayout(8).width
   // Far from walls, each other and (after this tick) whatever orbs: measure one short step.
   xs[a.entity] = side / 2
@@ -48,12 +52,7 @@ t.test('input is clamped: a diagonal at full stick moves no faster than straight
 })
 
 t.test('walls stop avatars; avatars push each other apart', async (t) => {
-  const r = room()
-  const a = r.join(1, 'a')
-  const b = r.join(2, 'b')
-  if (!a || !b) throw new Error('no seat')
-  const xs = r.world.column('x')
-  const ys = r.world.column('y')
+  const { r, a, b, xs, ys } = twoAvatars()
   xs[a.entity] = AVATAR_RADIUS + 1
   ys[a.entity] = 300
   a.input.set([-100, 0])
