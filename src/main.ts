@@ -91,7 +91,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
       const t0 = clock.now()
       rooms.step(dt, tick)
       server.sendTick(tick)
-      metrics?.observeTick((clock.now() - t0) / 1000)
+      metrics?.observeTick((clock.now() - t0) / 1000, loop.lastLatenessMs / 1000)
     },
   })
   metrics = new Metrics({

@@ -47,6 +47,7 @@ t.test('drift-free: 3 simulated hours at 30 Hz with jittery, late timers give ex
   t.equal(ticks, hours * 3600 * 30)
   t.equal(loop.tick, ticks)
   t.equal(loop.skippedSlots, 0)
+  t.ok(loop.lastLatenessMs >= 0 && loop.lastLatenessMs <= 4, `lateness is the timer's: ${loop.lastLatenessMs} ms`)
 })
 
 t.test('a setInterval-style loop would drift: the same lateness accumulates', async (t) => {
@@ -65,12 +66,14 @@ t.test('a setInterval-style loop would drift: the same lateness accumulates', as
 t.test('an overrun triggers bounded catch-up, then skips and counts', async (t) => {
   const clock = new FakeClock()
   const seen: number[] = []
-  const loop = new TickLoop({
+  const late: number[] = []
+  const loop: TickLoop = new TickLoop({
     hz: 10,
     maxCatchUpTicks: 2,
     clock,
     onTick: (tick) => {
       seen.push(tick)
+      late.push(loop.lastLatenessMs)
       if (tick === 5) clock.time += 1000 // tick 5 takes a whole second: 10 periods
     },
   })
@@ -81,6 +84,9 @@ t.test('an overrun triggers bounded catch-up, then skips and counts', async (t) 
   t.equal(loop.catchUpTicks, 2, 'two late ticks ran back to back')
   t.ok(loop.skippedSlots > 0, 'the rest of the missed slots were skipped')
   t.same(seen.slice(0, 8), [1, 2, 3, 4, 5, 6, 7, 8], 'tick numbers stay contiguous')
+  t.equal(late[4], 0, 'tick 5 started on time')
+  // Tick 5 ended at 1.5 s: slots 6-12 are skipped, slots 13-15 (due 1.3, 1.4, 1.5 s) run back to back.
+  t.same(late.slice(5, 8).map(Math.round), [200, 100, 0], 'lateness is measured against the slot each tick fills')
   // 20 slots in 2 s; ticks run + slots skipped account for all of them.
   t.equal(loop.tick + loop.skippedSlots, 20)
 })

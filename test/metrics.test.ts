@@ -75,6 +75,7 @@ t.test('counters move when their events happen', async (t) => {
   t.equal(sample(m1, 'tickwire_full_states_total{reason="join"}') >= 2, true)
   t.ok(sample(m1, 'tickwire_ticks_total') > sample(m0, 'tickwire_ticks_total'), 'ticks')
   t.ok(sample(m1, 'tickwire_tick_duration_seconds_count') > 5, 'tick durations observed')
+  t.equal(sample(m1, 'tickwire_tick_lateness_seconds_count'), sample(m1, 'tickwire_tick_duration_seconds_count'), 'and how late each started')
   t.ok(sample(m1, 'tickwire_state_frames_sent_total') >= a.framesReceived - 1, 'frames sent')
   t.ok(sample(m1, 'tickwire_sent_bytes_total') >= a.bytesReceived, 'bytes sent')
   t.ok(sample(m1, 'tickwire_sent_messages_total') >= sample(m1, 'tickwire_state_frames_sent_total') + 2, 'messages sent: frames plus two WELCOMEs')

@@ -25,6 +25,7 @@ export const DEFAULT_TOTAL_GAUGES = ['nodejs_active_handles_total', 'nodejs_acti
 export class Metrics {
   readonly registry = new client.Registry()
   readonly #tickDuration: client.Histogram
+  readonly #tickLateness: client.Histogram
 
   constructor(src: MetricsSources, prefix = 'tickwire_') {
     const r = this.registry
@@ -33,6 +34,12 @@ export class Metrics {
       name: `${prefix}tick_duration_seconds`,
       help: 'Wall time of one tick: inputs, simulation, encode and send',
       buckets: [0.0005, 0.001, 0.002, 0.004, 0.008, 0.012, 0.016, 0.025, 0.033, 0.05, 0.1, 0.25],
+      registers: [r],
+    })
+    this.#tickLateness = new client.Histogram({
+      name: `${prefix}tick_lateness_seconds`,
+      help: 'How late a tick started after its scheduled time (timer jitter, event-loop stalls, catch-up)',
+      buckets: [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.033, 0.05, 0.1, 0.25, 1],
       registers: [r],
     })
     gauge(r, `${prefix}tick_budget_seconds`, 'Time available per tick (1 / tick rate)', () => src.tickBudgetSeconds)
@@ -60,9 +67,10 @@ export class Metrics {
     labeled(r, `${prefix}http_rejected_total`, 'HTTP requests and upgrades refused on the public port, by reason', 'reason', stats.upgradesRejected)
   }
 
-  /** Records one tick's duration. */
-  observeTick(seconds: number): void {
+  /** Records one tick's duration and how late it started. */
+  observeTick(seconds: number, latenessSeconds: number): void {
     this.#tickDuration.observe(seconds)
+    this.#tickLateness.observe(latenessSeconds)
   }
 
   get contentType(): string {

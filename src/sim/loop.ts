@@ -34,6 +34,8 @@ export class TickLoop {
   skippedSlots = 0
   /** Duration of the last tick, ms. */
   lastTickMs = 0
+  /** How late the current (or last) tick started after its scheduled time, ms: timer jitter plus any backlog. */
+  lastLatenessMs = 0
 
   readonly periodMs: number
   readonly #opts: TickLoopOptions
@@ -89,6 +91,7 @@ export class TickLoop {
       if (i > 0) this.catchUpTicks++
       this.#slot++
       const t0 = clock.now()
+      this.lastLatenessMs = Math.max(0, t0 - (this.#epoch + this.#slot * this.periodMs))
       onTick(++this.tick)
       const ms = clock.now() - t0
       this.lastTickMs = ms
