@@ -81,10 +81,13 @@ export function writeArrayHeader(buf: Uint8Array, pos: number, n: number): numbe
  * encode in one byte: 0->0, -1->1, 1->2, -2->3 ... (-64..63 fit a positive fixint).
  */
 export function zigzag(n: number): number {
-  return n >= 0 ? n * 2 : -n * 2 - 1
+  // Deltas are of int32 quantized values and wrap like them: a client adding
+  // the decoded delta into an Int32Array gets the right value back.
+  const d = n | 0
+  return ((d << 1) ^ (d >> 31)) >>> 0
 }
 
-/** Inverse of `zigzag`. */
+/** Inverse of `zigzag`: a value in [-2^31, 2^31). */
 export function unzigzag(z: number): number {
   return z % 2 === 0 ? z / 2 : -(z + 1) / 2
 }

@@ -83,9 +83,8 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
       if (tick >= MAX_TICK) {
         // Ticks travel as uint32: stop cleanly (clients get SHUTDOWN and rejoin a restarted server) rather than wrap.
         log.error('tick counter exhausted: stopping; restart the process', { tick, days: Math.floor(tick / config.tickHz / 86400) })
-        loop.stop()
-        void server.shutdown()
         process.exitCode = 1
+        void stop()
         return
       }
       const t0 = clock.now()
@@ -102,8 +101,13 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     buffered: () => server.bufferedBytes(),
     tickBudgetSeconds: dt,
   })
-  const port = await server.listen()
   let endpoint: MetricsEndpoint | null = null
+  const stop = async (): Promise<void> => {
+    loop.stop()
+    await server.shutdown()
+    endpoint?.close()
+  }
+  const port = await server.listen()
   if (config.metricsPort !== 0) {
     try {
       const m = metrics
@@ -130,11 +134,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     rooms,
     loop,
     metrics,
-    async stop() {
-      loop.stop()
-      await server.shutdown()
-      endpoint?.close()
-    },
+    stop,
   }
 }
 
@@ -215,7 +215,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     log.info('stopping', { signal: sig, players: tw.rooms.players })
     tw.stop().then(
       // The close frames are written to the kernel by now; a moment for good measure, then leave.
-      () => setTimeout(() => process.exit(0), 20),
+      () => setTimeout(() => process.exit(process.exitCode ?? 0), 20),
       (err: Error) => {
         log.error('stop failed', { error: err.message })
         process.exit(1)

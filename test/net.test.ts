@@ -6,7 +6,7 @@ import { CloseCode, MsgType, encodeAck, encodeInput, encodePing } from '../proto
 import { TickwireClient, ConnectError } from '../src/client/index.js'
 import { AVATAR_SPEED, arena, arenaLayout } from '../src/games/arena.js'
 import type { Game } from '../src/sim/game.js'
-import { sample, sleep, startTest, waitFor } from './helpers/server.js'
+import { freePort, sample, sleep, startTest, waitFor } from './helpers/server.js'
 
 const packr = new Packr({ useRecords: false })
 
@@ -297,6 +297,25 @@ t.test('a room whose game code throws is closed with INTERNAL_ERROR; other rooms
   const m = await tw.metrics.text()
   t.equal(sample(m, 'tickwire_room_errors_total'), 4, 'two rooms failed, two could not be built')
   t.equal(sample(m, 'tickwire_disconnects_total{reason="internal_error"}'), 5)
+})
+
+t.test('before the uint32 tick counter wraps, the server stops cleanly with exit status 1', async (t) => {
+  const metricsPort = await freePort()
+  const tw = await startTest({ metricsPort, metricsHost: '127.0.0.1' })
+  t.teardown(() => tw.stop())
+  const c = await TickwireClient.connect(tw.url)
+  const done = closed(c)
+  tw.loop.tick = 0xffffffff - 4 // as after ~4.5 years at 30 Hz
+  t.equal((await done).code, CloseCode.SHUTDOWN)
+  await waitFor(() => !tw.loop.running, 1000, 'the loop to stop')
+  t.equal(process.exitCode, 1, 'exit status 1, so a supervisor restarts the process')
+  process.exitCode = 0 // this test process itself is fine
+  await sleep(100)
+  const scrape = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then(
+    () => 'open',
+    () => 'closed',
+  )
+  t.equal(scrape, 'closed', 'the metrics listener is closed too, so the process can exit')
 })
 
 t.test('PING is answered with PONG', async (t) => {

@@ -46,6 +46,12 @@ export interface ConnectOptions {
   readonly timeoutMs?: number
 }
 
+/**
+ * Events. Listeners run after the frame is applied; an exception a listener
+ * throws is the application's and propagates like any event-handler error
+ * (in Node through `ws`: an uncaught exception), it is not treated as a
+ * protocol error.
+ */
 export interface ClientEvents {
   /** A STATE frame was applied to `table`. */
   state: (frame: StateFrame, result: ApplyResult) => void

@@ -230,7 +230,7 @@ export class GameServer {
           if (seat) this.#sendFrame(seat.link as Conn, rep, now)
         }
       } catch (err) {
-        this.#rooms.fail(room, err as Error)
+        this.#rooms.fail(room, err)
       }
     }
   }
@@ -330,7 +330,7 @@ export class GameServer {
     } catch (err) {
       // The game could not even build the room: nothing was registered.
       this.stats.roomErrors++
-      this.#log.error('room creation failed', { room: conn.roomId ?? '(quick play)', error: (err as Error).stack ?? String(err) })
+      this.#log.error('room creation failed', { room: conn.roomId ?? '(quick play)', error: err instanceof Error ? (err.stack ?? err.message) : String(err) })
       this.#closeWith(conn, 'INTERNAL_ERROR', DisconnectReason.INTERNAL_ERROR)
       return
     }

@@ -31,7 +31,7 @@ export interface Game {
   /**
    * Replicated fields, in wire order (at most 7, so a change mask is one byte).
    * The world stores each as a float; clients receive `round(value / quantum)`.
-   * |value / quantum| must stay below 2^30.
+   * round(value / quantum) must fit in 32 bits (int32); larger values wrap.
    */
   readonly fields: readonly FieldSpec[]
   /** Input values a client sends each input, all integers; tickwire rejects out-of-range ones. */
@@ -89,6 +89,7 @@ export function validateGame(game: Game, maxPlayers: number): void {
     if (!f.name) fail('a field has an empty name')
     if (!(Number.isFinite(f.quantum) && f.quantum > 0)) fail(`field ${f.name}: quantum must be a finite number > 0, got ${f.quantum}`)
   }
+  if (game.position.length !== 2) fail(`position must name exactly two fields (x, y), got ${game.position.length}`)
   for (const p of game.position) if (!names.includes(p)) fail(`position field ${JSON.stringify(p)} is not a replicated field`)
   for (const i of game.input) {
     const ok = Number.isInteger(i.min) && Number.isInteger(i.max) && i.min <= i.max && i.min >= -(2 ** 31) && i.max < 2 ** 31

@@ -29,13 +29,13 @@ export class Grid {
     this.#ys = world.column(yField)
   }
 
-  /** Cell index of a point, clamped to the grid. */
+  /** Cell index of a point, clamped to the grid (a NaN coordinate, a game bug, counts as 0). */
   cellAt(x: number, y: number): number {
     let cx = Math.floor(x / this.cellSize)
     let cy = Math.floor(y / this.cellSize)
-    if (cx < 0) cx = 0
+    if (!(cx >= 0)) cx = 0
     else if (cx >= this.cols) cx = this.cols - 1
-    if (cy < 0) cy = 0
+    if (!(cy >= 0)) cy = 0
     else if (cy >= this.rows) cy = this.rows - 1
     return cy * this.cols + cx
   }

@@ -168,7 +168,7 @@ export class Rooms {
     try {
       seat = room.join(playerId, name)
     } catch (err) {
-      this.fail(room, err as Error)
+      this.fail(room, err)
       return JoinRefusal.FAILED
     }
     if (seat) return seat
@@ -181,20 +181,25 @@ export class Rooms {
     try {
       room.leave(seat)
     } catch (err) {
-      this.fail(room, err as Error)
+      this.fail(room, err)
     }
     if (room.seats.length === 0) this.#dispose(room)
   }
 
-  /** Marks `room` failed, lets `onError` close its players, and disposes it. Once per room. */
-  fail(room: Room, err: Error): void {
+  /**
+   * Marks `room` failed, lets `onError` close its players, and disposes it.
+   * Once per room. `err` is whatever the game threw (games may throw anything).
+   */
+  fail(room: Room, err: unknown): void {
     if (room.failed) return
     room.failed = true
+    const error = err instanceof Error ? err : new Error(`game code threw a non-Error: ${String(err)}`)
     try {
-      this.onError(room, err)
-    } finally {
-      this.#dispose(room)
+      this.onError(room, error)
+    } catch {
+      // onError must not take the process down either; the room is disposed below all the same.
     }
+    this.#dispose(room)
   }
 
   /**
@@ -208,7 +213,7 @@ export class Rooms {
       try {
         room.step(dt, tick)
       } catch (err) {
-        this.fail(room, err as Error)
+        this.fail(room, err)
       }
     }
   }
