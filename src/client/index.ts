@@ -17,7 +17,6 @@
  * ```
  */
 import {
-  CloseCode,
   MsgType,
   PROTOCOL_VERSION,
   closeCodeName,
