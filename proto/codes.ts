@@ -6,16 +6,18 @@
  */
 
 /** Bumped on any incompatible change to a frame layout. Sent in WELCOME. */
-export const PROTOCOL_VERSION = 1 as const
+export const PROTOCOL_VERSION = 2 as const
 
 /** First element of every frame (every frame is a MessagePack array). */
 export const MsgType = {
-  /** server -> client: `[1, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input]` */
+  /** server -> client: `[1, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input, resumeToken]` */
   WELCOME: 1,
   /** server -> client: `[2, tick, baseAge, inputSeq, removed, changed, created]`; ids gap-coded */
   STATE: 2,
   /** server -> client: `[3, clientTime]`: answer to PING */
   PONG: 3,
+  /** server -> client: `[4, port, host]`: the room lives on another worker; reconnect there (then close REDIRECT) */
+  REDIRECT: 4,
   /** client -> server: `[16, seq, ackTick, ...inputValues]` */
   INPUT: 16,
   /** client -> server: `[17, ackTick]`: ack without input */
@@ -58,6 +60,16 @@ export const CloseCode = {
   DESYNC: 4008,
   /** The room's game code failed on the server; the room is closed. Rejoin (quick play or a new room). */
   INTERNAL_ERROR: 1011,
+  /** Sent after a REDIRECT frame: the room lives on another worker; reconnect to the address it gave. */
+  REDIRECT: 4009,
+  /** The resume token is forged, tampered with, or not this player's for this room. Join afresh. */
+  RESUME_INVALID: 4010,
+  /** The seat is no longer held (resume window passed, room gone, or the player left). Join afresh. */
+  RESUME_EXPIRED: 4011,
+  /** The resume token was already used; each WELCOME carries a new one. Join afresh. */
+  RESUME_USED: 4012,
+  /** Another connection resumed this seat with its token; this one is closed. Do not reconnect. */
+  REPLACED: 4013,
 } as const
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
 
@@ -75,6 +87,11 @@ export const CloseReason: { readonly [K in keyof typeof CloseCode]: string } = {
   SERVER_FULL: 'server full',
   DESYNC: 'transport dropped a state frame',
   INTERNAL_ERROR: 'room failed on the server',
+  REDIRECT: 'room lives on another worker',
+  RESUME_INVALID: 'invalid resume token',
+  RESUME_EXPIRED: 'seat no longer held',
+  RESUME_USED: 'resume token already used',
+  REPLACED: 'session resumed elsewhere',
 }
 
 /** Close code number -> its name, e.g. 4003 -> 'TOO_SLOW'. */
@@ -89,3 +106,5 @@ export function closeCodeName(code: number): keyof typeof CloseCode | undefined 
 /** Upgrade query limits, enforced with HTTP 400 before the upgrade. */
 export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/
 export const MAX_NAME_BYTES = 32
+/** Resume tokens are base64url and at most this long (checked with HTTP 400 before the upgrade). */
+export const MAX_TOKEN_CHARS = 64

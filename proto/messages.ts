@@ -32,6 +32,18 @@ export interface Welcome {
   readonly historyTicks: number
   readonly fields: readonly FieldSpec[]
   readonly input: readonly InputSpec[]
+  /**
+   * Opaque token that resumes this seat after a dropped connection (query
+   * `room`, `player`, `resume`); single-use: every WELCOME carries a new one.
+   * Empty when the server holds no seats (`--resume-window 0`).
+   */
+  readonly resumeToken: string
+}
+
+/** The room lives on another worker: reconnect to `port` on `host` (empty: the host already used), same path and query. */
+export interface Redirect {
+  readonly port: number
+  readonly host: string
 }
 
 /**
@@ -58,6 +70,7 @@ export type ServerMessage =
   | ({ readonly type: typeof MsgType.WELCOME } & Welcome)
   | ({ readonly type: typeof MsgType.STATE } & StateFrame)
   | { readonly type: typeof MsgType.PONG; readonly clientTime: number }
+  | ({ readonly type: typeof MsgType.REDIRECT } & Redirect)
 
 // Plain MessagePack only: no records, no extensions on the wire.
 const packr = new Packr({ useRecords: false, variableMapSize: true })
@@ -75,7 +88,13 @@ export function encodeWelcome(w: Welcome): Uint8Array {
     w.historyTicks,
     w.fields.map((f) => [f.name, f.quantum]),
     w.input.map((i) => [i.name, i.min, i.max]),
+    w.resumeToken,
   ])
+}
+
+/** Encodes a REDIRECT frame. */
+export function encodeRedirect(r: Redirect): Uint8Array {
+  return packr.pack([MsgType.REDIRECT, r.port, r.host])
 }
 
 /** Encodes a PONG frame. */
@@ -134,9 +153,12 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
       return { type: MsgType.STATE, tick, baseTick, inputSeq, removed, changed, created }
     }
     case MsgType.WELCOME: {
-      const [, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input] = m
+      const [, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input, resumeToken] = m
+      // Checked first: another version may have another layout.
+      if (version !== PROTOCOL_VERSION) throw new ProtocolError(`server speaks protocol ${String(version)}, this client ${PROTOCOL_VERSION}`)
       if (
-        m.length !== 9 ||
+        m.length !== 10 ||
+        typeof resumeToken !== 'string' ||
         !isInt(version) ||
         !isInt(playerId) ||
         typeof roomId !== 'string' ||
@@ -160,7 +182,12 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
         }
         return { name: x[0], min: x[1], max: x[2] }
       })
-      return { type: MsgType.WELCOME, version, playerId, roomId, tickHz, entityId, historyTicks, fields: f, input: inp }
+      return { type: MsgType.WELCOME, version, playerId, roomId, tickHz, entityId, historyTicks, fields: f, input: inp, resumeToken }
+    }
+    case MsgType.REDIRECT: {
+      const [, port, host] = m
+      if (m.length !== 3 || !isInt(port) || port < 1 || port > 65535 || typeof host !== 'string') throw new ProtocolError('bad REDIRECT')
+      return { type: MsgType.REDIRECT, port, host }
     }
     case MsgType.PONG:
       if (m.length !== 2 || typeof m[1] !== 'number') throw new ProtocolError('bad PONG')

@@ -20,6 +20,12 @@ interface OptionSpec {
 export const OPTIONS = {
   port: { kind: 'int', default: 9001, unit: 'port', min: 0, max: 65535, doc: 'public port: /play, /healthz, /readyz (0 picks a free port)' },
   host: { kind: 'string', default: '0.0.0.0', unit: 'address', doc: 'address the public port binds to' },
+  workers: { kind: 'int', default: 0, unit: 'processes', min: 0, max: 1024, doc: 'game processes sharing --port through SO_REUSEPORT, under a supervisor; 0: one per available core; 1: one process, no supervisor' },
+  directPort: { kind: 'int', default: 0, unit: 'port', min: 0, max: 65535, doc: 'worker i also listens on direct-port + i (the redirect target for its rooms); 0: port + 1 + i, or free ports when --port is 0' },
+  advertiseHost: { kind: 'string', default: '', unit: 'host', doc: 'host named in redirects to a direct port; empty: the host the client connected to' },
+  resumeWindow: { kind: 'number', default: 10, unit: 's', min: 0, max: 3600, doc: 'a dropped player\'s seat is held this long for a resume; 0: seats are never held' },
+  resumeSecret: { kind: 'string', default: '', unit: 'text', doc: 'HMAC key of resume tokens, at least 32 characters (prefer the environment variable); empty: random at each start' },
+  drainTimeout: { kind: 'number', default: 10, unit: 's', min: 0.1, max: 3600, doc: 'on SIGTERM/SIGINT: time to close players and exit; what is left is then killed' },
   metricsPort: { kind: 'int', default: 9464, unit: 'port', min: 0, max: 65535, doc: 'Prometheus /metrics port; 0 disables it' },
   metricsHost: { kind: 'string', default: '0.0.0.0', unit: 'address', doc: 'address the metrics port binds to' },
   tickHz: { kind: 'number', default: 30, unit: 'Hz', min: 1, max: 240, doc: 'simulation and send rate' },
@@ -151,6 +157,12 @@ function crossCheck(c: Config): void {
   }
   if (c.metricsPort !== 0 && c.metricsPort === c.port && c.port !== 0) {
     throw new ConfigError(`--metrics-port (${c.metricsPort}) must differ from --port`)
+  }
+  if (c.resumeSecret !== '' && c.resumeSecret.length < 32) {
+    throw new ConfigError(`--resume-secret: got ${c.resumeSecret.length} characters, expected at least 32 (e.g. openssl rand -hex 32)`)
+  }
+  if (c.directPort !== 0 && c.directPort + Math.max(c.workers, 1) - 1 > 65535) {
+    throw new ConfigError(`--direct-port ${c.directPort} with --workers ${c.workers}: the last direct port would exceed 65535`)
   }
 }
 

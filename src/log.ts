@@ -21,3 +21,9 @@ export function createLogger(level: string, write: (line: string) => void = (l) 
         }
   return { error: emit('error'), warn: emit('warn'), info: emit('info'), debug: emit('debug') }
 }
+
+/** A logger that adds `fields` to every line (e.g. `worker=2`). */
+export function withFields(log: Logger, fields: Record<string, unknown>): Logger {
+  const wrap = (fn: Logger['info']) => (msg: string, more?: Record<string, unknown>) => fn(msg, more ? { ...fields, ...more } : fields)
+  return { error: wrap(log.error), warn: wrap(log.warn), info: wrap(log.info), debug: wrap(log.debug) }
+}

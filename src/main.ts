@@ -4,14 +4,19 @@
  * metrics endpoint from a validated config. Run directly, it is the CLI:
  * `node dist/src/main.js [--help] [options]`.
  */
-import { randomInt } from 'node:crypto'
+import { randomBytes, randomInt } from 'node:crypto'
 import { realpathSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
+import { WORKER_ENV } from './cluster/ipc.js'
+import { startSupervisor } from './cluster/supervisor.js'
+import { runWorker } from './cluster/worker.js'
 import { ConfigError, defaultConfig, helpText, parseConfig, type Config } from './config.js'
 import { arena } from './games/arena.js'
 import { createLogger, type Logger } from './log.js'
 import { Metrics } from './metrics/registry.js'
 import { serveMetrics, type MetricsEndpoint } from './net/metrics-http.js'
+import type { Router } from './net/router.js'
 import { GameServer } from './net/server.js'
 import { assertNativeUws } from './net/uws.js'
 import { maxFrameBytes, roomReplicationBytes, viewerBytes } from './replicate/replicator.js'
@@ -31,6 +36,12 @@ export interface StartOptions {
   readonly game?: Game
   readonly log?: Logger
   readonly clock?: Clock
+  /** Resume-token key; default: `config.resumeSecret`, else random. Workers of one deployment share it. */
+  readonly secret?: Buffer
+  /** Where rooms live when this process is one worker of several (set by the worker runtime). */
+  readonly router?: Router
+  /** Also listen on this direct port (exclusive; 0: a free one). Workers do; a single process does not. */
+  readonly directPort?: number
 }
 
 /** A running tickwire process. */
@@ -40,15 +51,17 @@ export interface Tickwire {
   readonly port: number
   /** Metrics port actually bound, or 0 when disabled. */
   readonly metricsPort: number
+  /** This worker's direct port, or 0 when it has none. */
+  readonly directPort: number
   readonly server: GameServer
   readonly rooms: Rooms
   readonly loop: TickLoop
   readonly metrics: Metrics
   /**
-   * Graceful stop: not ready, listen socket closed, loop stopped, players closed
-   * with SHUTDOWN once their queued bytes are out (1 s at most). Resolves when all are closed.
+   * Graceful stop: not ready, listen sockets closed, loop stopped, players closed
+   * with SHUTDOWN once their queued bytes are out (`drainMs`, default 1 s, at most). Resolves when all are closed.
    */
-  stop(): Promise<void>
+  stop(drainMs?: number): Promise<void>
 }
 
 /** Starts tickwire with `config` (validated) and resolves once both ports are bound. */
@@ -71,7 +84,8 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     cellSize: config.aoiRadius,
     seed,
   })
-  const server = new GameServer(rooms, config, log)
+  const secret = opts.secret ?? (config.resumeSecret !== '' ? Buffer.from(config.resumeSecret) : randomBytes(32))
+  const server = new GameServer(rooms, config, log, { secret, router: opts.router })
   const clock = opts.clock ?? systemClock
   const dt = 1 / config.tickHz
   let metrics: Metrics | undefined
@@ -99,15 +113,25 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     rooms: () => rooms.list.length,
     players: () => rooms.players,
     buffered: () => server.bufferedBytes(),
+    held: () => server.held,
     tickBudgetSeconds: dt,
   })
   let endpoint: MetricsEndpoint | null = null
-  const stop = async (): Promise<void> => {
+  const stop = async (drainMs?: number): Promise<void> => {
     loop.stop()
-    await server.shutdown()
+    await server.shutdown(drainMs)
     endpoint?.close()
   }
   const port = await server.listen()
+  let directPort = 0
+  if (opts.directPort !== undefined) {
+    try {
+      directPort = await server.listenDirect(opts.directPort)
+    } catch (err) {
+      void server.shutdown()
+      throw err
+    }
+  }
   if (config.metricsPort !== 0) {
     try {
       const m = metrics
@@ -120,6 +144,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
   loop.start()
   log.info('tickwire listening', {
     port,
+    ...(directPort ? { directPort } : {}),
     metricsPort: endpoint?.port ?? 0,
     game: game.name,
     tickHz: config.tickHz,
@@ -130,6 +155,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     config,
     port,
     metricsPort: endpoint?.port ?? 0,
+    directPort,
     server,
     rooms,
     loop,
@@ -178,8 +204,21 @@ function checkBudget(config: Config, game: Game, frameMax: number): void {
   }
 }
 
-/** CLI entry: parse, start, stop gracefully on SIGINT/SIGTERM (exit 0). Exit 2 on bad config, 1 on start failure. */
+/** Worker processes to run: `--workers`, or one per available core when it is 0. */
+export function workerCount(config: Config): number {
+  return config.workers !== 0 ? config.workers : availableParallelism()
+}
+
+/**
+ * CLI entry: parse, start (a supervisor with workers, or one process with
+ * `--workers 1`), stop gracefully on SIGINT/SIGTERM (exit 0). Exit 2 on bad
+ * config, 1 on start failure. Started by a supervisor, it runs as a worker.
+ */
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  if (env[WORKER_ENV] !== undefined) {
+    await runWorker()
+    return
+  }
   let config: Config
   try {
     const parsed = parseConfig(argv, env)
@@ -197,6 +236,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     throw err
   }
   const log = createLogger(config.logLevel)
+  const workers = workerCount(config)
+  if (workers > 1) return supervise(config, workers, log)
   let tw: Tickwire
   try {
     tw = await start(config, { log })
@@ -213,7 +254,11 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     }
     stopping = true
     log.info('stopping', { signal: sig, players: tw.rooms.players })
-    tw.stop().then(
+    setTimeout(() => {
+      log.error('not stopped within the drain timeout; exiting', { drainTimeout: config.drainTimeout })
+      process.exit(1)
+    }, config.drainTimeout * 1000).unref()
+    tw.stop(Math.min(1000, (config.drainTimeout * 1000) / 2)).then(
       // The close frames are written to the kernel by now; a moment for good measure, then leave.
       () => setTimeout(() => process.exit(process.exitCode ?? 0), 20),
       (err: Error) => {
@@ -226,7 +271,36 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   process.on('SIGTERM', onSignal)
 }
 
+async function supervise(config: Config, workers: number, log: Logger): Promise<void> {
+  let sup: Awaited<ReturnType<typeof startSupervisor>>
+  try {
+    sup = await startSupervisor(config, { workers, log })
+  } catch (err) {
+    log.error('tickwire failed to start', { error: (err as Error).message })
+    process.exitCode = err instanceof ConfigError ? 2 : 1
+    return
+  }
+  let stopping = false
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn('second signal: killing workers and exiting now', { signal: sig })
+      for (const w of sup.workers()) if (w.pid) process.kill(w.pid, 'SIGKILL')
+      process.exit(1)
+    }
+    stopping = true
+    log.info('stopping: draining workers', { signal: sig, drainTimeout: config.drainTimeout })
+    void sup.stop().then((code) => {
+      log.info('stopped', { code })
+      process.exit(code)
+    })
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+}
+
 export { defaultConfig }
+export { startSupervisor, type Supervisor, type SupervisorOptions, type WorkerInfo } from './cluster/supervisor.js'
+export { runWorker, type WorkerOptions } from './cluster/worker.js'
 export { ConfigError, parseConfig, type Config } from './config.js'
 export { arena } from './games/arena.js'
 export type { Game, GameRoom, RoomContext, RoomLayout } from './sim/game.js'

@@ -41,12 +41,12 @@ const DOCUMENTED = new Set<number>([...Object.values(CloseCode), 1006])
 t.test('seeded random frames: every offender closed with a documented code, the server and bystanders unaffected', async (t) => {
   const tw = await startTest({ inputRate: 200, inputBurst: 50 })
   t.teardown(() => tw.stop())
-  const bystander = await TickwireClient.connect(tw.url, { room: 'fuzz' })
+  const bystander = await TickwireClient.connect(tw.url, { reconnect: false, room: 'fuzz' })
   t.teardown(() => bystander.close())
   const rnd = mulberry32(1234)
   const codes = new Map<number, number>()
   for (let c = 0; c < 40; c++) {
-    const client = await TickwireClient.connect(tw.url, { room: 'fuzz' })
+    const client = await TickwireClient.connect(tw.url, { reconnect: false, room: 'fuzz' })
     const closed = new Promise<number>((r) => client.on('close', (code) => r(code)))
     client.on('error', () => {})
     for (let i = 0; i < 30 && !client.closed; i++) client.sendRaw(randomFrame(rnd))
@@ -67,7 +67,8 @@ t.test('seeded random frames: every offender closed with a documented code, the 
 })
 
 t.test('a storm of 300 connections that misbehave and vanish leaves nothing behind', async (t) => {
-  const tw = await startTest({ maxPlayersPerRoom: 16 })
+  // Vanished players' seats are held for a resume: a short window, so they are released within the test.
+  const tw = await startTest({ maxPlayersPerRoom: 16, resumeWindow: 1 })
   t.teardown(() => tw.stop())
   const rnd = mulberry32(99)
   const done: Promise<void>[] = []
@@ -93,10 +94,11 @@ t.test('a storm of 300 connections that misbehave and vanish leaves nothing behi
     if (i % 50 === 49) await sleep(20)
   }
   await Promise.race([Promise.all(done), sleep(15000)])
-  await waitFor(() => tw.rooms.players === 0 && tw.server.connections === 0, 5000, 'every connection to be gone')
+  await waitFor(() => tw.rooms.players === 0 && tw.server.connections === 0, 5000, 'every connection and held seat to be gone')
+  t.equal(tw.server.held, 0, 'no seat held past the window')
   t.equal(tw.rooms.list.length, 0, 'every room disposed')
   // Still serving.
-  const c = await TickwireClient.connect(tw.url)
+  const c = await TickwireClient.connect(tw.url, { reconnect: false })
   await waitFor(() => c.table.tick > 0, 2000, 'a fresh client to get state')
   c.close()
   const m = parseSamples(await tw.metrics.text())

@@ -66,7 +66,7 @@ function queued(serverPort: number, clientPort: number): { sendQ: number } {
 
 /** A normal SDK client and a pausable one in room `room`, both closed at teardown. */
 async function pair(t: Test, url: string, room: string): Promise<{ normal: TickwireClient; slow: PausableClient }> {
-  const normal = await TickwireClient.connect(url, { room })
+  const normal = await TickwireClient.connect(url, { reconnect: false, room })
   const slow = new PausableClient(`${url}?room=${room}`)
   t.teardown(() => {
     normal.close()

@@ -41,18 +41,26 @@ t.test('a bad option exits 2 naming the option, the value and the expectation', 
 
 t.test('refuses to start when the uWS native binding did not load', async (t) => {
   const port = await freePort()
-  const r = run(['--port', String(port), '--metrics-port', '0'], {}, ['--require', preload])
+  const r = run(['--workers', '1', '--port', String(port), '--metrics-port', '0'], {}, ['--require', preload])
   t.equal(r.status, 1, 'exit 1')
   t.match(r.stderr, /native binding is not loaded/)
   t.match(r.stderr, /Refusing to start/)
   t.notMatch(r.stderr, /tickwire listening/)
+  const sup = run(['--workers', '2', '--port', String(port), '--metrics-port', '0'], {}, ['--require', preload])
+  t.equal(sup.status, 1, 'the supervisor refuses too, before forking')
+  t.match(sup.stderr, /native binding is not loaded/)
 })
 
 t.test('a metrics port already in use is a clear start-up error (exit 1)', async (t) => {
   const metrics = await freePort()
-  const holder = await startChild(['--port', '0', '--metrics-port', String(metrics), '--host', '127.0.0.1', '--metrics-host', '127.0.0.1'])
+  const holder = await startChild(['--workers', '1', '--port', '0', '--metrics-port', String(metrics), '--host', '127.0.0.1', '--metrics-host', '127.0.0.1'])
   t.teardown(() => holder.child.kill('SIGKILL'))
-  const r = run(['--port', '0', '--metrics-port', String(metrics), '--metrics-host', '127.0.0.1'])
+  // Both modes: one process, and a supervisor (which fails before starting any worker).
+  const single = run(['--workers', '1', '--port', '0', '--metrics-port', String(metrics), '--metrics-host', '127.0.0.1'])
+  t.equal(single.status, 1)
+  t.match(single.stderr, new RegExp(`cannot listen for metrics on 127.0.0.1:${metrics}`))
+  const r = run(['--workers', '2', '--port', '0', '--metrics-port', String(metrics), '--metrics-host', '127.0.0.1'])
+  t.notMatch(r.stderr, /tickwire listening/, 'no worker started')
   t.equal(r.status, 1)
   t.match(r.stderr, new RegExp(`cannot listen for metrics on 127.0.0.1:${metrics}`))
 })
@@ -60,11 +68,11 @@ t.test('a metrics port already in use is a clear start-up error (exit 1)', async
 t.test('SIGTERM: players get SHUTDOWN (1001), metrics stop, the process exits 0', async (t) => {
   const port = await freePort()
   const metricsPort = await freePort()
-  const { child } = await startChild(['--port', String(port), '--metrics-port', String(metricsPort), '--host', '127.0.0.1'])
+  const { child } = await startChild(['--workers', '1', '--port', String(port), '--metrics-port', String(metricsPort), '--host', '127.0.0.1'])
   t.teardown(() => child.kill('SIGKILL'))
   const url = `ws://127.0.0.1:${port}/play`
-  const a = await TickwireClient.connect(url)
-  const b = await TickwireClient.connect(url, { room: 'r' })
+  const a = await TickwireClient.connect(url, { reconnect: false })
+  const b = await TickwireClient.connect(url, { reconnect: false, room: 'r' })
   const codes: number[] = []
   a.on('close', (c) => codes.push(c))
   b.on('close', (c) => codes.push(c))

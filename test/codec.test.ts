@@ -10,6 +10,7 @@ import {
   encodeInput,
   encodePing,
   encodePong,
+  encodeRedirect,
   encodeWelcome,
   newClientMessage,
   parseClientMessage,
@@ -79,9 +80,13 @@ t.test('every server message round-trips', async (t) => {
       { name: 'kind', quantum: 1 },
     ],
     input: spec,
+    resumeToken: 'AAAAAAAAAAA.0.AAAAAAAAAAAAAAAAAAAAAA',
   }
   t.same(decodeServerMessage(encodeWelcome(welcome)), { type: MsgType.WELCOME, ...welcome })
   t.same(decodeServerMessage(encodePong(123.5)), { type: MsgType.PONG, clientTime: 123.5 })
+  t.same(decodeServerMessage(encodeRedirect({ port: 9003, host: '' })), { type: MsgType.REDIRECT, port: 9003, host: '' })
+  t.throws(() => decodeServerMessage(encodeRedirect({ port: 0, host: '' })), { message: /bad REDIRECT/ })
+  t.throws(() => decodeServerMessage(new Packr({ useRecords: false }).pack([MsgType.WELCOME, 1, 7])), { message: /server speaks protocol 1/ })
   const state = { tick: 100, baseTick: 98, inputSeq: 3, removed: [4], changed: [5, 6, 2, 3], created: [9, 0, 10, 20, 0] }
   const bytes = new Packr({ useRecords: false }).pack([MsgType.STATE, 100, 2, 3, [4], [5, 6, 2, 3], [9, 0, 10, 20, 0]])
   t.same(decodeServerMessage(bytes), { type: MsgType.STATE, ...state })
@@ -95,7 +100,7 @@ t.test('decodeServerMessage throws ProtocolError on off-spec frames', async (t) 
   t.throws(() => decodeServerMessage(p.pack([MsgType.STATE, 1, 0, 0, [], [1.5], []])), { message: /bad STATE body/ })
   t.throws(() => decodeServerMessage(p.pack([MsgType.STATE, 1, 0])), { message: /bad STATE header/ })
   t.throws(() => decodeServerMessage(p.pack([MsgType.STATE, 5, 5, 0, [], [], []])), { message: /bad STATE header/ }, 'base age reaching before tick 1')
-  t.throws(() => decodeServerMessage(p.pack([MsgType.WELCOME, 1])), { message: /bad WELCOME/ })
+  t.throws(() => decodeServerMessage(p.pack([MsgType.WELCOME, 2])), { message: /bad WELCOME/ })
   t.throws(() => decodeServerMessage(p.pack([MsgType.PONG])), { message: /bad PONG/ })
 })
 

@@ -18,10 +18,10 @@ function closed(c: TickwireClient): Promise<{ code: number; reason: string }> {
 t.test('a client gets WELCOME, then STATE frames at the tick rate without sending anything', async (t) => {
   const tw = await startTest({ tickHz: 30 })
   t.teardown(() => tw.stop())
-  const c = await TickwireClient.connect(tw.url, { name: 'ada', autoAck: true })
+  const c = await TickwireClient.connect(tw.url, { reconnect: false, name: 'ada', autoAck: true })
   t.teardown(() => c.close())
   t.equal(c.welcome.tickHz, 30)
-  t.equal(c.welcome.version, 1)
+  t.equal(c.welcome.version, 2)
   t.ok(c.welcome.roomId.length > 0, 'quick play assigned a room')
   t.same(
     c.welcome.fields.map((f) => f.name),
@@ -40,8 +40,8 @@ t.test('two clients in one room see each other move', async (t) => {
   // A large area of interest so both avatars are visible wherever they spawn.
   const tw = await startTest({ aoiRadius: 5000, maxVisible: 256 })
   t.teardown(() => tw.stop())
-  const a = await TickwireClient.connect(tw.url, { room: 'duel', name: 'a' })
-  const b = await TickwireClient.connect(tw.url, { room: 'duel', name: 'b' })
+  const a = await TickwireClient.connect(tw.url, { reconnect: false, room: 'duel', name: 'a' })
+  const b = await TickwireClient.connect(tw.url, { reconnect: false, room: 'duel', name: 'b' })
   t.teardown(() => {
     a.close()
     b.close()
@@ -82,7 +82,7 @@ t.test('two clients in one room see each other move', async (t) => {
 t.test('speed hacks are clamped: a diagonal at full stick is no faster than straight', async (t) => {
   const tw = await startTest({ aoiRadius: 5000, maxVisible: 256 })
   t.teardown(() => tw.stop())
-  const c = await TickwireClient.connect(tw.url, { room: 'speed' })
+  const c = await TickwireClient.connect(tw.url, { reconnect: false, room: 'speed' })
   t.teardown(() => c.close())
   const e = c.welcome.entityId
   await waitFor(() => c.table.entities.has(e), 2000, 'own entity')
@@ -105,7 +105,7 @@ t.test('speed hacks are clamped: a diagonal at full stick is no faster than stra
 t.test('bad input closes only the offender, with its documented code, and is counted', async (t) => {
   const tw = await startTest({ inputRate: 60, inputBurst: 20, maxMessageBytes: 256 })
   t.teardown(() => tw.stop())
-  const bystander = await TickwireClient.connect(tw.url, { room: 'calm' })
+  const bystander = await TickwireClient.connect(tw.url, { reconnect: false, room: 'calm' })
   t.teardown(() => bystander.close())
   let bystanderFrames = 0
   bystander.on('state', () => bystanderFrames++)
@@ -140,7 +140,7 @@ t.test('bad input closes only the offender, with its documented code, and is cou
   ]
   for (const k of cases) {
     const before = await tw.metrics.text()
-    const c = await TickwireClient.connect(tw.url, { room: 'calm' })
+    const c = await TickwireClient.connect(tw.url, { reconnect: false, room: 'calm' })
     await waitFor(() => c.table.tick > 0, 2000, 'first state')
     const done = closed(c)
     k.send(c)
@@ -194,20 +194,20 @@ t.test('upgrade query is validated with HTTP 400; health endpoints; 404 elsewher
 t.test('a full room closes the newcomer with ROOM_FULL; others stay', async (t) => {
   const tw = await startTest({ maxPlayersPerRoom: 2 })
   t.teardown(() => tw.stop())
-  const a = await TickwireClient.connect(tw.url, { room: 'tiny' })
-  const b = await TickwireClient.connect(tw.url, { room: 'tiny' })
+  const a = await TickwireClient.connect(tw.url, { reconnect: false, room: 'tiny' })
+  const b = await TickwireClient.connect(tw.url, { reconnect: false, room: 'tiny' })
   t.teardown(() => {
     a.close()
     b.close()
   })
-  const err = await TickwireClient.connect(tw.url, { room: 'tiny' }).then(
+  const err = await TickwireClient.connect(tw.url, { reconnect: false, room: 'tiny' }).then(
     () => null,
     (e: ConnectError) => e,
   )
   t.ok(err instanceof ConnectError)
   t.equal(err?.code, CloseCode.ROOM_FULL)
   // Quick play goes elsewhere instead of failing.
-  const q = await TickwireClient.connect(tw.url)
+  const q = await TickwireClient.connect(tw.url, { reconnect: false })
   t.not(q.welcome.roomId, 'tiny')
   q.close()
   t.notOk(a.closed || b.closed)
@@ -217,7 +217,7 @@ t.test('quick play fills one room before opening another', async (t) => {
   const tw = await startTest({ maxPlayersPerRoom: 3 })
   t.teardown(() => tw.stop())
   const clients: TickwireClient[] = []
-  for (let i = 0; i < 5; i++) clients.push(await TickwireClient.connect(tw.url))
+  for (let i = 0; i < 5; i++) clients.push(await TickwireClient.connect(tw.url, { reconnect: false }))
   t.teardown(() => clients.forEach((c) => c.close()))
   const rooms = clients.map((c) => c.welcome.roomId)
   t.equal(new Set(rooms.slice(0, 3)).size, 1, 'first three share a room')
@@ -227,15 +227,15 @@ t.test('quick play fills one room before opening another', async (t) => {
 
 t.test('graceful stop: readiness false, players closed with SHUTDOWN (1001), no new connections', async (t) => {
   const tw = await startTest()
-  const a = await TickwireClient.connect(tw.url)
-  const b = await TickwireClient.connect(tw.url, { room: 'x' })
+  const a = await TickwireClient.connect(tw.url, { reconnect: false })
+  const b = await TickwireClient.connect(tw.url, { reconnect: false, room: 'x' })
   const ca = closed(a)
   const cb = closed(b)
   tw.stop()
   t.equal(tw.server.ready, false)
   t.same(await ca, { code: CloseCode.SHUTDOWN, reason: 'server shutting down' })
   t.equal((await cb).code, CloseCode.SHUTDOWN)
-  const err = await TickwireClient.connect(tw.url, { timeoutMs: 1000 }).catch((e: Error) => e)
+  const err = await TickwireClient.connect(tw.url, { reconnect: false, timeoutMs: 1000 }).catch((e: Error) => e)
   t.ok(err instanceof Error, 'the listen socket is closed')
   const m = await tw.metrics.text()
   t.equal(sample(m, 'tickwire_disconnects_total{reason="shutdown"}'), 2)
@@ -267,21 +267,21 @@ t.test('a room whose game code throws is closed with INTERNAL_ERROR; other rooms
   }
   const tw = await startTest({}, { game: faulty })
   t.teardown(() => tw.stop())
-  const calm = await TickwireClient.connect(tw.url, { room: 'calm' })
+  const calm = await TickwireClient.connect(tw.url, { reconnect: false, room: 'calm' })
   t.teardown(() => calm.close())
-  const victim = await TickwireClient.connect(tw.url, { room: 'doomed', name: 'victim' })
+  const victim = await TickwireClient.connect(tw.url, { reconnect: false, room: 'doomed', name: 'victim' })
   const victimClosed = closed(victim)
-  const boomErr = await TickwireClient.connect(tw.url, { room: 'doomed', name: 'boom' }).then(
+  const boomErr = await TickwireClient.connect(tw.url, { reconnect: false, room: 'doomed', name: 'boom' }).then(
     (c) => closed(c),
     (e: ConnectError) => ({ code: e.code ?? 0, reason: e.message }),
   )
   t.equal(boomErr.code, CloseCode.INTERNAL_ERROR)
   t.same(await victimClosed, { code: CloseCode.INTERNAL_ERROR, reason: 'room failed on the server' })
-  const joinErr = await TickwireClient.connect(tw.url, { room: 'x', name: 'bad-join' }).catch((e: ConnectError) => e)
+  const joinErr = await TickwireClient.connect(tw.url, { reconnect: false, room: 'x', name: 'bad-join' }).catch((e: ConnectError) => e)
   t.equal((joinErr as ConnectError).code, CloseCode.INTERNAL_ERROR)
   failCreate = true
   for (let i = 0; i < 2; i++) {
-    const createErr = await TickwireClient.connect(tw.url, { room: 'never' }).catch((e: ConnectError) => e)
+    const createErr = await TickwireClient.connect(tw.url, { reconnect: false, room: 'never' }).catch((e: ConnectError) => e)
     t.equal((createErr as ConnectError).code, CloseCode.INTERNAL_ERROR, 'a room the game cannot build: refused, nothing left behind')
   }
   failCreate = false
@@ -303,7 +303,7 @@ t.test('before the uint32 tick counter wraps, the server stops cleanly with exit
   const metricsPort = await freePort()
   const tw = await startTest({ metricsPort, metricsHost: '127.0.0.1' })
   t.teardown(() => tw.stop())
-  const c = await TickwireClient.connect(tw.url)
+  const c = await TickwireClient.connect(tw.url, { reconnect: false })
   const done = closed(c)
   tw.loop.tick = 0xffffffff - 4 // as after ~4.5 years at 30 Hz
   t.equal((await done).code, CloseCode.SHUTDOWN)
@@ -321,7 +321,7 @@ t.test('before the uint32 tick counter wraps, the server stops cleanly with exit
 t.test('PING is answered with PONG', async (t) => {
   const tw = await startTest()
   t.teardown(() => tw.stop())
-  const c = await TickwireClient.connect(tw.url)
+  const c = await TickwireClient.connect(tw.url, { reconnect: false })
   t.teardown(() => c.close())
   const rtt = await new Promise<number>((resolve) => {
     c.on('pong', resolve)

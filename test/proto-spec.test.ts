@@ -21,6 +21,7 @@ import {
   encodeInput,
   encodePing,
   encodePong,
+  encodeRedirect,
   encodeWelcome,
   newClientMessage,
   parseClientMessage,
@@ -31,6 +32,7 @@ import {
 import { EntityTable } from '../src/client/table.js'
 import { OPTIONS, defaultConfig, flagName, type OptionName } from '../src/config.js'
 import { arena } from '../src/games/arena.js'
+import { ResumeTokens } from '../src/net/resume.js'
 import { AckResult, RoomReplicator, maxFrameBytes } from '../src/replicate/replicator.js'
 import { Grid } from '../src/sim/grid.js'
 import { World } from '../src/sim/world.js'
@@ -89,7 +91,7 @@ const STATES = [
   ['delta-state', 'table-after-delta'],
   ['delta-state-2', 'table-after-delta-2'],
 ] as const
-const EXAMPLES = ['welcome', 'full-state', 'input', 'delta-state', 'ack', 'delta-state-2', 'ping', 'pong']
+const EXAMPLES = ['welcome', 'redirect', 'full-state', 'input', 'delta-state', 'ack', 'delta-state-2', 'ping', 'pong']
 
 t.test('every hex example has its decoded json, and a generic MessagePack decode gives it', async (t) => {
   t.same([...hexBlocks.keys()].sort(), [...EXAMPLES].sort(), 'the documented hex examples')
@@ -183,8 +185,8 @@ t.test('each STATE example\'s -decoded block follows from its wire lists', async
 
 t.test('server frames: decodeServerMessage gives the documented values', async (t) => {
   const w = example('welcome')
-  const [, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input] = w.decoded as [
-    number, number, number, string, number, number, number, [string, number][], [string, number, number][],
+  const [, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input, resumeToken] = w.decoded as [
+    number, number, number, string, number, number, number, [string, number][], [string, number, number][], string,
   ]
   const welcome = {
     version,
@@ -195,8 +197,14 @@ t.test('server frames: decodeServerMessage gives the documented values', async (
     historyTicks,
     fields: fields.map(([name, quantum]) => ({ name, quantum })),
     input: input.map(([name, min, max]) => ({ name, min, max })),
+    resumeToken,
   }
   t.same(decodeServerMessage(w.bytes), { type: MsgType.WELCOME, ...welcome })
+  const signer = new ResumeTokens(Buffer.from('tickwire-example-secret-32-bytes'))
+  t.same(signer.verify(resumeToken, roomId, playerId), { instance: 'q8Xb3JtR0aE', gen: 0 }, 'the example token is genuine for that secret, room and player')
+  const r = example('redirect')
+  t.same(decodeServerMessage(r.bytes), { type: MsgType.REDIRECT, port: 9003, host: '' })
+  t.equal(toHex(encodeRedirect({ port: 9003, host: '' })), toHex(r.bytes), 'encodeRedirect')
   t.equal(version, PROTOCOL_VERSION)
   t.same(welcome.fields, arena.fields, 'WELCOME example carries the reference game fields')
   t.same(welcome.input, arena.input, 'WELCOME example carries the reference game input')

@@ -17,13 +17,14 @@
  * ```
  */
 import {
+  CloseCode,
   MsgType,
-  PROTOCOL_VERSION,
   closeCodeName,
   decodeServerMessage,
   encodeAck,
   encodeInput,
   encodePing,
+  type Redirect,
   type ServerMessage,
   type StateFrame,
   type Welcome,
@@ -41,9 +42,31 @@ export interface ConnectOptions {
   readonly name?: string
   /** Send an ACK for every applied tick (default true). Turn off only to test flow control. */
   readonly autoAck?: boolean
-  /** Milliseconds to wait for WELCOME (default 5000). */
+  /** Milliseconds to wait for WELCOME, per attempt (default 5000). */
   readonly timeoutMs?: number
+  /**
+   * After a lost connection, reconnect by itself (default true): resume the
+   * same seat with the resume token, or, if the server refuses it, join
+   * afresh (the same `room`, or quick play). See the 'reconnecting',
+   * 'resumed' and 'rejoined' events.
+   */
+  readonly reconnect?: boolean
+  /** Failed reconnect attempts in a row before giving up with a final 'close' (default 10). */
+  readonly maxReconnects?: number
 }
+
+/** Redirects followed per connection attempt before giving up (a room being moved around). */
+const MAX_REDIRECTS = 3
+/** Reconnect backoff: the first attempt is immediate, then this doubled per failure, up to the cap. */
+const RECONNECT_BASE_MS = 100
+const RECONNECT_CAP_MS = 5000
+
+/** Close codes after which the seat may still be held: try to resume it. */
+const RESUMABLE: ReadonlySet<number> = new Set([1005, 1006, CloseCode.TOO_SLOW, CloseCode.DESYNC])
+/** Close codes after which the seat is gone but playing on makes sense: join afresh. */
+const REJOINABLE: ReadonlySet<number> = new Set([CloseCode.SHUTDOWN, CloseCode.INTERNAL_ERROR])
+/** The server refused the resume token: join afresh right away. */
+const RESUME_REFUSED: ReadonlySet<number> = new Set([CloseCode.RESUME_INVALID, CloseCode.RESUME_EXPIRED, CloseCode.RESUME_USED])
 
 /**
  * Events. Listeners run after the frame is applied; an exception a listener
@@ -56,7 +79,17 @@ export interface ClientEvents {
   state: (frame: StateFrame, result: ApplyResult) => void
   /** PONG: round-trip time in ms. */
   pong: (rttMs: number) => void
-  /** The connection closed. `codeName` is the tickwire name of the code, if it is one. */
+  /** The connection dropped and the client is reconnecting (`attempt` counts from 1). */
+  reconnecting: (code: number, codeName: string | undefined, attempt: number) => void
+  /** Reconnected to the same seat (same entity); `table` restarts from a full state. */
+  resumed: () => void
+  /**
+   * The seat was lost (the server refused the resume with `codeName`, or closed
+   * the room or shut down): the client joined afresh. `welcome` is new (new
+   * entity, perhaps a new room); `table` restarts from a full state.
+   */
+  rejoined: (welcome: Welcome, code: number, codeName: string | undefined) => void
+  /** The connection closed for good (no reconnect, or reconnecting gave up). */
   close: (code: number, reason: string, codeName: string | undefined) => void
   /** A frame from the server broke the protocol; the client closes the connection. */
   error: (err: Error) => void
@@ -82,7 +115,7 @@ async function socketCtor(): Promise<SocketCtor> {
   return mod.WebSocket
 }
 
-/** Thrown by `connect` when no WELCOME arrives. */
+/** Thrown by `connect` when no WELCOME arrives. `code` is the close code, if the server closed. */
 export class ConnectError extends Error {
   override name = 'ConnectError'
   constructor(
@@ -93,27 +126,105 @@ export class ConnectError extends Error {
   }
 }
 
+/**
+ * Opens one connection and waits for WELCOME, following REDIRECTs (the room
+ * lives on another worker) to at most MAX_REDIRECTS other addresses.
+ */
+async function open(Ctor: SocketCtor, url: string, timeoutMs: number): Promise<{ socket: SocketLike; welcome: Welcome }> {
+  for (let hop = 0; ; hop++) {
+    const r = await openOnce(Ctor, url, timeoutMs)
+    if ('socket' in r) return r
+    if (hop >= MAX_REDIRECTS) throw new ConnectError(`more than ${MAX_REDIRECTS} redirects`, CloseCode.REDIRECT)
+    const u = new URL(url)
+    if (r.redirect.host !== '') u.hostname = r.redirect.host
+    u.port = String(r.redirect.port)
+    url = u.toString()
+  }
+}
+
+function openOnce(Ctor: SocketCtor, url: string, timeoutMs: number): Promise<{ socket: SocketLike; welcome: Welcome } | { redirect: Redirect }> {
+  const socket = new Ctor(url)
+  socket.binaryType = 'arraybuffer'
+  return new Promise((resolve, reject) => {
+    let redirect: Redirect | null = null
+    const timer = setTimeout(() => {
+      socket.close()
+      reject(new ConnectError(`no WELCOME within ${timeoutMs} ms`))
+    }, timeoutMs)
+    socket.onerror = () => {}
+    socket.onclose = (ev) => {
+      clearTimeout(timer)
+      if (redirect && ev.code === CloseCode.REDIRECT) return resolve({ redirect })
+      const name = closeCodeName(ev.code)
+      reject(new ConnectError(`closed before WELCOME: ${ev.code}${name ? ` ${name}` : ''} ${ev.reason}`, ev.code))
+    }
+    socket.onmessage = (ev) => {
+      try {
+        const msg = decodeServerMessage(toBytes(ev.data))
+        if (msg.type === MsgType.REDIRECT && redirect === null) {
+          redirect = { port: msg.port, host: msg.host } // the server closes with REDIRECT next
+          return
+        }
+        if (msg.type !== MsgType.WELCOME) throw new Error(`expected WELCOME, got type ${msg.type}`)
+        clearTimeout(timer)
+        socket.onclose = null
+        socket.onmessage = null
+        resolve({ socket, welcome: msg })
+      } catch (err) {
+        clearTimeout(timer)
+        socket.onclose = null
+        socket.close()
+        reject(new ConnectError((err as Error).message))
+      }
+    }
+  })
+}
+
+/**
+ * A player session: one connection at a time, re-established by itself after
+ * a drop (unless `reconnect: false`). `welcome` and `table` always describe
+ * the current connection.
+ */
 export class TickwireClient {
-  readonly welcome: Welcome
   readonly table: EntityTable
   /** Last input sequence number sent. */
   inputSeq = 0
   /** Last input sequence number the server reports applied. */
   serverInputSeq = 0
-  /** Bytes and frames received so far. */
+  /** Bytes and frames received so far, over all connections. */
   bytesReceived = 0
   framesReceived = 0
+  /** Reconnects that resumed the seat, and that had to join afresh. */
+  resumes = 0
+  rejoins = 0
+  #welcome: Welcome
   #socket: SocketLike
-  #autoAck: boolean
+  readonly #Ctor: SocketCtor
+  readonly #url: string
+  readonly #opts: ConnectOptions
   #ackPending = false
   #closed = false
-  #listeners: { [K in keyof ClientEvents]: ClientEvents[K][] } = { state: [], pong: [], close: [], error: [] }
+  /** Set by close(): the application ended the session. */
+  #ended = false
+  #reconnecting = false
+  #listeners: { [K in keyof ClientEvents]: ClientEvents[K][] } = {
+    state: [],
+    pong: [],
+    reconnecting: [],
+    resumed: [],
+    rejoined: [],
+    close: [],
+    error: [],
+  }
 
-  private constructor(socket: SocketLike, welcome: Welcome, autoAck: boolean) {
+  private constructor(Ctor: SocketCtor, url: string, opts: ConnectOptions, socket: SocketLike, welcome: Welcome) {
+    this.#Ctor = Ctor
+    this.#url = url
+    this.#opts = opts
     this.#socket = socket
-    this.welcome = welcome
-    this.#autoAck = autoAck
+    this.#welcome = welcome
     this.table = new EntityTable(welcome.fields, welcome.historyTicks + 2)
+    this.#attach(socket)
   }
 
   /** Builds the `/play` URL with the room and name query. */
@@ -124,48 +235,109 @@ export class TickwireClient {
     return u.toString()
   }
 
-  /** Opens a connection and resolves once WELCOME arrives. Rejects with ConnectError on close or timeout. */
+  /**
+   * Opens a connection and resolves once WELCOME arrives (after following a
+   * redirect, if the room lives on another worker). Rejects with ConnectError
+   * on close or timeout.
+   */
   static async connect(url: string, opts: ConnectOptions = {}): Promise<TickwireClient> {
     const Ctor = await socketCtor()
-    const socket = new Ctor(TickwireClient.url(url, opts))
-    socket.binaryType = 'arraybuffer'
-    return new Promise<TickwireClient>((resolve, reject) => {
-      // Frames that arrive before the client object exists are impossible: WELCOME is first.
-      const timer = setTimeout(() => {
-        socket.close()
-        reject(new ConnectError(`no WELCOME within ${opts.timeoutMs ?? 5000} ms`))
-      }, opts.timeoutMs ?? 5000)
-      socket.onerror = () => {}
-      socket.onclose = (ev) => {
-        clearTimeout(timer)
-        const name = closeCodeName(ev.code)
-        reject(new ConnectError(`closed before WELCOME: ${ev.code}${name ? ` ${name}` : ''} ${ev.reason}`, ev.code))
-      }
-      socket.onmessage = (ev) => {
-        clearTimeout(timer)
-        try {
-          const msg = decodeServerMessage(toBytes(ev.data))
-          if (msg.type !== MsgType.WELCOME) throw new Error(`expected WELCOME, got type ${msg.type}`)
-          if (msg.version !== PROTOCOL_VERSION) throw new Error(`server speaks protocol ${msg.version}, this SDK ${PROTOCOL_VERSION}`)
-          const client = new TickwireClient(socket, msg, opts.autoAck ?? true)
-          client.#attach()
-          resolve(client)
-        } catch (err) {
-          socket.close()
-          reject(new ConnectError((err as Error).message))
-        }
-      }
-    })
+    const { socket, welcome } = await open(Ctor, TickwireClient.url(url, opts), opts.timeoutMs ?? 5000)
+    return new TickwireClient(Ctor, url, opts, socket, welcome)
   }
 
-  #attach(): void {
-    const s = this.#socket
-    s.onmessage = (ev) => this.#onFrame(toBytes(ev.data))
-    s.onclose = (ev) => {
-      this.#closed = true
-      const name = closeCodeName(ev.code)
-      for (const fn of this.#listeners.close) fn(ev.code, ev.reason, name)
+  /** The current connection's WELCOME (replaced when a reconnect joins afresh). */
+  get welcome(): Welcome {
+    return this.#welcome
+  }
+
+  /** The underlying WebSocket (browser `WebSocket` or `ws`): for diagnostics and tests, not for sending. */
+  get socket(): unknown {
+    return this.#socket
+  }
+
+  /** True once the session has ended for good. */
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** True while a lost connection is being re-established. */
+  get reconnecting(): boolean {
+    return this.#reconnecting
+  }
+
+  #attach(s: SocketLike): void {
+    s.onerror = () => {}
+    s.onmessage = (ev) => {
+      if (s === this.#socket) this.#onFrame(toBytes(ev.data))
     }
+    s.onclose = (ev) => {
+      if (s === this.#socket) this.#onClose(ev.code, ev.reason)
+    }
+  }
+
+  #onClose(code: number, reason: string): void {
+    const retry = !this.#ended && (this.#opts.reconnect ?? true) && (RESUMABLE.has(code) || REJOINABLE.has(code))
+    if (retry) void this.#reconnect(code)
+    else this.#finish(code, reason)
+  }
+
+  #finish(code: number, reason: string): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#reconnecting = false
+    const name = closeCodeName(code)
+    for (const fn of this.#listeners.close) fn(code, reason, name)
+  }
+
+  /** Resume if the seat may be held, else (or when refused) join afresh; backoff between failed attempts. */
+  async #reconnect(code: number): Promise<void> {
+    this.#reconnecting = true
+    this.#ackPending = false
+    const w = this.#welcome
+    let resume = RESUMABLE.has(code) && w.resumeToken !== ''
+    let lost = code
+    const max = this.#opts.maxReconnects ?? 10
+    const timeout = this.#opts.timeoutMs ?? 5000
+    for (let attempt = 1; attempt <= max; attempt++) {
+      for (const fn of this.#listeners.reconnecting) fn(lost, closeCodeName(lost), attempt)
+      if (attempt > 1) await sleep(Math.min(RECONNECT_BASE_MS * 2 ** (attempt - 2), RECONNECT_CAP_MS))
+      if (this.#ended) return
+      const url = resume
+        ? resumeUrl(this.#url, w, this.#opts.name)
+        : TickwireClient.url(this.#url, { room: this.#opts.room, name: this.#opts.name })
+      try {
+        const { socket, welcome } = await open(this.#Ctor, url, timeout)
+        if (this.#ended) {
+          socket.close()
+          return
+        }
+        this.#socket = socket
+        this.#welcome = welcome
+        this.table.reset()
+        this.#reconnecting = false
+        this.#attach(socket)
+        if (resume) {
+          this.resumes++
+          for (const fn of this.#listeners.resumed) fn()
+        } else {
+          this.serverInputSeq = 0
+          this.rejoins++
+          for (const fn of this.#listeners.rejoined) fn(welcome, lost, closeCodeName(lost))
+        }
+        return
+      } catch (err) {
+        const c = err instanceof ConnectError ? err.code : undefined
+        if (c !== undefined) lost = c
+        if (c !== undefined && RESUME_REFUSED.has(c)) {
+          resume = false // the seat is gone: join afresh at once
+          attempt--
+          continue
+        }
+        if (c !== undefined && !RESUMABLE.has(c) && !REJOINABLE.has(c)) return this.#finish(c, (err as Error).message)
+      }
+    }
+    this.#finish(lost, `gave up after ${max} reconnect attempts`)
   }
 
   #onFrame(bytes: Uint8Array): void {
@@ -185,7 +357,7 @@ export class TickwireClient {
     // Listeners run outside the try: an exception in game code is the game's, not a protocol error.
     if (msg.type === MsgType.STATE && result) {
       this.serverInputSeq = msg.inputSeq
-      if (this.#autoAck && !this.#ackPending) {
+      if ((this.#opts.autoAck ?? true) && !this.#ackPending) {
         this.#ackPending = true
         // Deferred so that an input sent from a 'state' handler carries the ack instead.
         queueMicrotask(this.#flushAck)
@@ -203,11 +375,6 @@ export class TickwireClient {
     this.#send(encodeAck(this.table.tick))
   }
 
-  /** True once the connection has closed. */
-  get closed(): boolean {
-    return this.#closed
-  }
-
   on<K extends keyof ClientEvents>(event: K, fn: ClientEvents[K]): this {
     this.#listeners[event].push(fn)
     return this
@@ -220,7 +387,11 @@ export class TickwireClient {
     return this
   }
 
-  /** Sends an input (integers, in the order of `welcome.input`); carries the ack of the newest tick. Returns its sequence number. */
+  /**
+   * Sends an input (integers, in the order of `welcome.input`); carries the
+   * ack of the newest tick. Returns its sequence number. While reconnecting
+   * the input is dropped (the server would not have applied it either).
+   */
   sendInput(values: ArrayLike<number>): number {
     const seq = ++this.inputSeq
     this.#ackPending = false
@@ -244,13 +415,30 @@ export class TickwireClient {
     if (this.#socket.readyState === 1) this.#socket.send(bytes as Uint8Array)
   }
 
+  /** Ends the session: closes the connection (no reconnect) and frees the seat on the server. */
   close(code = 1000, reason = ''): void {
+    this.#ended = true
     if (this.#socket.readyState <= 1) this.#socket.close(code, reason)
+    else this.#finish(code, reason)
   }
 
   #send(bytes: Uint8Array): void {
     if (this.#socket.readyState === 1) this.#socket.send(bytes)
   }
+}
+
+/** The URL that resumes the seat of `w`: its room, its player id and its token. */
+function resumeUrl(base: string, w: Welcome, name: string | undefined): string {
+  const u = new URL(base)
+  u.searchParams.set('room', w.roomId)
+  u.searchParams.set('player', String(w.playerId))
+  u.searchParams.set('resume', w.resumeToken)
+  if (name !== undefined) u.searchParams.set('name', name)
+  return u.toString()
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms))
 }
 
 function now(): number {

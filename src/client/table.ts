@@ -33,6 +33,13 @@ export class EntityTable {
     this.#keep = keepTicks
   }
 
+  /** Forgets everything (a new connection starts from a full state). */
+  reset(): void {
+    this.#history.clear()
+    this.#current = new Map()
+    this.#tick = 0
+  }
+
   /** Tick of the newest applied frame (0: none). */
   get tick(): number {
     return this.#tick

@@ -17,6 +17,8 @@ export interface MetricsSources {
   readonly buffered: () => { total: number; max: number }
   /** Tick budget in seconds (1 / tick rate), exported as a gauge for dashboards. */
   readonly tickBudgetSeconds: number
+  /** Seats held for a resume (their player's connection dropped). */
+  readonly held: () => number
 }
 
 /** Metric names prom-client's default metrics export as gauges ending in _total (see README: promtool allowlist). */
@@ -42,7 +44,8 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.033, 0.05, 0.1, 0.25, 1],
       registers: [r],
     })
-    gauge(r, `${prefix}tick_budget_seconds`, 'Time available per tick (1 / tick rate)', () => src.tickBudgetSeconds)
+    // Aggregators tell the supervisor how to merge a gauge across workers (default: sum).
+    gauge(r, `${prefix}tick_budget_seconds`, 'Time available per tick (1 / tick rate)', () => src.tickBudgetSeconds, 'max')
     const { stats, loop } = src
     counter(r, `${prefix}ticks_total`, 'Simulation ticks run', () => loop.tick)
     counter(r, `${prefix}tick_overruns_total`, 'Ticks that took longer than the tick budget', () => loop.overruns)
@@ -51,7 +54,11 @@ export class Metrics {
     gauge(r, `${prefix}players`, 'Players seated in rooms', () => src.players())
     gauge(r, `${prefix}rooms`, 'Rooms open', () => src.rooms())
     gauge(r, `${prefix}buffered_bytes`, 'Bytes queued in user space toward all sockets (uWS getBufferedAmount; excludes kernel buffers)', () => src.buffered().total)
-    gauge(r, `${prefix}socket_buffered_bytes_max`, 'Bytes queued in user space toward the most backed-up socket', () => src.buffered().max)
+    gauge(r, `${prefix}socket_buffered_bytes_max`, 'Bytes queued in user space toward the most backed-up socket', () => src.buffered().max, 'max')
+    gauge(r, `${prefix}seats_held`, 'Seats held for a player whose connection dropped, awaiting a resume', () => src.held())
+    counter(r, `${prefix}seat_holds_expired_total`, 'Held seats released because no resume came within the resume window', () => stats.holdsExpired)
+    counter(r, `${prefix}redirects_total`, 'Clients redirected to the worker that owns their room', () => stats.redirects)
+    labeled(r, `${prefix}resumes_total`, 'Resume attempts, by outcome', 'outcome', stats.resumes)
     counter(r, `${prefix}connections_total`, 'WebSocket connections opened', () => stats.connections)
     counter(r, `${prefix}sent_bytes_total`, 'Bytes of WebSocket payload sent (state frames, welcomes, pongs)', () => stats.bytesSent)
     counter(r, `${prefix}sent_messages_total`, 'WebSocket messages sent (STATE, WELCOME, PONG)', () => stats.messagesSent)
@@ -83,10 +90,11 @@ export class Metrics {
 }
 
 /** A gauge whose value is read from `read()` at scrape time. */
-function gauge(r: client.Registry, name: string, help: string, read: () => number): void {
+function gauge(r: client.Registry, name: string, help: string, read: () => number, aggregator: client.Aggregator = 'sum'): void {
   new client.Gauge({
     name,
     help,
+    aggregator,
     registers: [r],
     collect() {
       this.set(read())

@@ -21,6 +21,9 @@ export const DisconnectReason = {
   SERVER_FULL: 'server_full',
   DESYNC: 'desync',
   INTERNAL_ERROR: 'internal_error',
+  REDIRECT: 'redirect',
+  RESUME_REFUSED: 'resume_refused',
+  REPLACED: 'replaced',
 } as const
 export type DisconnectReason = (typeof DisconnectReason)[keyof typeof DisconnectReason]
 
@@ -46,8 +49,12 @@ export const FullStateReason = { JOIN: 'join', BASELINE_EXPIRED: 'baseline_expir
 export type FullStateReason = (typeof FullStateReason)[keyof typeof FullStateReason]
 
 /** Why an upgrade was refused with an HTTP status: `tickwire_http_rejected_total{reason}`. */
-export const UpgradeRejectReason = { BAD_QUERY: 'bad_query', NOT_READY: 'not_ready', NOT_FOUND: 'not_found' } as const
+export const UpgradeRejectReason = { BAD_QUERY: 'bad_query', NOT_READY: 'not_ready', NOT_FOUND: 'not_found', DIRECTORY: 'directory' } as const
 export type UpgradeRejectReason = (typeof UpgradeRejectReason)[keyof typeof UpgradeRejectReason]
+
+/** How a resume attempt ended: `tickwire_resumes_total{outcome}`. */
+export const ResumeOutcome = { RESUMED: 'resumed', INVALID: 'invalid', EXPIRED: 'expired', USED: 'used' } as const
+export type ResumeOutcome = (typeof ResumeOutcome)[keyof typeof ResumeOutcome]
 
 function zeroes<T extends string>(values: Record<string, T>): Record<T, number> {
   const out = {} as Record<T, number>
@@ -70,4 +77,9 @@ export class Stats {
   readonly skipped = zeroes(SkipReason)
   readonly fullStates = zeroes(FullStateReason)
   readonly upgradesRejected = zeroes(UpgradeRejectReason)
+  /** Clients sent to the worker that owns their room. */
+  redirects = 0
+  /** Held seats released because nobody resumed them within the window. */
+  holdsExpired = 0
+  readonly resumes = zeroes(ResumeOutcome)
 }

@@ -12,26 +12,36 @@
  * client's ack, so it carries everything missed. uWS's own maxBackpressure is
  * set above the hard cap, so uWS never drops a frame; if it ever reports a
  * drop anyway, the player is closed with DESYNC rather than left desynced.
+ *
+ * Sessions: a player whose connection drops (1006, idle timeout, TOO_SLOW,
+ * DESYNC) keeps their seat for `resumeWindow` seconds; the avatar stands
+ * still (neutral input). A new connection with the seat's resume token takes
+ * it back with a full state. Rooms owned by another worker are answered with
+ * REDIRECT (see router.ts).
  */
 import {
   CloseCode,
   CloseReason,
   ClientError,
   MAX_NAME_BYTES,
+  MAX_TOKEN_CHARS,
   MsgType,
   PROTOCOL_VERSION,
   ROOM_ID_PATTERN,
   encodePong,
+  encodeRedirect,
   encodeWelcome,
   newClientMessage,
   parseClientMessage,
   type ClientMessage,
 } from '../../proto/index.js'
 import type { Logger } from '../log.js'
-import { DisconnectReason, FullStateReason, RejectReason, SkipReason, Stats, UpgradeRejectReason } from '../metrics/stats.js'
+import { DisconnectReason, FullStateReason, RejectReason, ResumeOutcome, SkipReason, Stats, UpgradeRejectReason } from '../metrics/stats.js'
 import { AckResult, FullReason, RoomReplicator, encodeBufferBytes, maxFrameBytes, type Viewer } from '../replicate/replicator.js'
 import { JoinRefusal, type Room, type Rooms, type Seat } from '../sim/room.js'
-import uWS, { type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js'
+import { ResumeTokens, type TokenClaims } from './resume.js'
+import type { Placement, Router } from './router.js'
+import uWS, { listenExclusive, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js'
 
 export interface ServerOptions {
   readonly port: number
@@ -48,15 +58,50 @@ export interface ServerOptions {
   readonly inputBurst: number
   readonly maxMessageBytes: number
   readonly idleTimeout: number
+  /** Seconds a dropped player's seat is held for a resume; 0: never held. */
+  readonly resumeWindow: number
 }
+
+export interface ServerDeps {
+  /** HMAC key of resume tokens (shared by all workers). */
+  readonly secret: Buffer
+  /** Where rooms live when other workers exist; absent: all rooms are local. */
+  readonly router?: Router
+}
+
+/** Per-room state of the network layer (`Room.link`). */
+interface RoomLink {
+  readonly rep: RoomReplicator
+  /** Random id of this incarnation of the room, covered by resume tokens. */
+  readonly instance: string
+}
+
+/** A player's hold on a seat, across connections (`Seat.link`). */
+interface Session {
+  /** The connection playing this seat; null while the seat is held. */
+  conn: Conn | null
+  /** Bumped on each resume: the token of generation `gen` is the only valid one. */
+  gen: number
+  /** While held: when the hold ends (performance.now() ms). */
+  heldUntil: number
+}
+
+/** What a connection asked for beyond a plain join, decided at the upgrade. */
+type Intent =
+  | { readonly kind: 'join' }
+  | { readonly kind: 'resume'; readonly claims: TokenClaims }
+  | { readonly kind: 'redirect'; readonly port: number; readonly host: string }
+  | { readonly kind: 'refuse'; readonly code: keyof typeof CloseCode; readonly reason: DisconnectReason }
 
 /** One connection; uWS's per-socket user data. */
 interface Conn {
   ws: WebSocket<Conn> | null
   readonly playerId: number
+  intent: Intent
   readonly name: string
   readonly roomId: string | null
   seat: Seat | null
+  session: Session | null
   viewer: Viewer | null
   /** Token bucket for the input rate limit. */
   tokens: number
@@ -74,6 +119,16 @@ interface Conn {
 const UWS_TOO_BIG = 'Received too big message'
 const UWS_IDLE = 'WebSocket timed out from inactivity'
 
+/** Connection losses after which the seat is held for a resume (the client did not choose to leave). */
+const HOLD_ON: ReadonlySet<DisconnectReason> = new Set([
+  DisconnectReason.ABNORMAL,
+  DisconnectReason.IDLE_TIMEOUT,
+  DisconnectReason.TOO_SLOW,
+  DisconnectReason.DESYNC,
+])
+
+const JOIN: Intent = { kind: 'join' }
+
 const CLOSE_REASON_OF: Record<number, DisconnectReason> = {
   [CloseCode.SHUTDOWN]: DisconnectReason.CLIENT_CLOSED, // a client may also send 1001 ("going away")
   1000: DisconnectReason.CLIENT_CLOSED,
@@ -90,7 +145,11 @@ export class GameServer {
   readonly #out: Uint8Array
   readonly #views: Uint8Array[] = []
   readonly #conns = new Set<Conn>()
-  #listen: us_listen_socket | null = null
+  readonly #tokens: ResumeTokens
+  readonly #router: Router | undefined
+  /** Seats whose player is away, until resumed or expired. */
+  readonly #held = new Set<Seat>()
+  #listens: us_listen_socket[] = []
   #ready = false
   /** Set by shutdown(): resolves once every socket has closed. */
   #drained: Promise<void> | null = null
@@ -101,18 +160,24 @@ export class GameServer {
   #corkFrame: Uint8Array = new Uint8Array(0)
   #corkResult = 0
 
-  constructor(rooms: Rooms, opts: ServerOptions, log: Logger) {
+  constructor(rooms: Rooms, opts: ServerOptions, log: Logger, deps: ServerDeps) {
     this.#rooms = rooms
     this.#opts = opts
     this.#log = log
+    this.#tokens = new ResumeTokens(deps.secret)
+    this.#router = deps.router
     const game = rooms.game
     const frameMax = maxFrameBytes(opts.maxVisible, game.fields.length)
     this.#out = new Uint8Array(encodeBufferBytes(opts.maxVisible, game.fields.length))
     rooms.onCreate = (room) => {
-      room.link = new RoomReplicator(room.world, room.grid, game.fields, opts)
+      const link: RoomLink = { rep: new RoomReplicator(room.world, room.grid, game.fields, opts), instance: ResumeTokens.newInstance() }
+      room.link = link
+      this.#router?.opened(room.id)
     }
     rooms.onDispose = (room) => {
       room.link = undefined
+      for (const seat of room.seats) this.#held.delete(seat)
+      this.#router?.closed(room.id)
     }
     rooms.onError = (room, err) => this.#closeFailedRoom(room, err)
     this.#app = uWS.App()
@@ -146,19 +211,42 @@ export class GameServer {
     })
   }
 
-  /** Binds the public port; resolves with the port actually bound (useful with port 0). */
-  listen(): Promise<number> {
+  /**
+   * Binds the public port with SO_REUSEPORT (uWS's default), so every worker
+   * of a deployment can bind it and the kernel spreads connections. Resolves
+   * with the port actually bound (useful with port 0) and marks the server ready.
+   */
+  listen(port = this.#opts.port): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.#app.listen(this.#opts.host, this.#opts.port, (sock) => {
+      this.#app.listen(this.#opts.host, port, (sock) => {
         if (!sock) {
-          reject(new Error(`cannot listen on ${this.#opts.host}:${this.#opts.port} (in use, or not permitted)`))
+          reject(new Error(`cannot listen on ${this.#opts.host}:${port} (in use, or not permitted)`))
           return
         }
-        this.#listen = sock
+        this.#listens.push(sock)
         this.#ready = true
         resolve(uWS.us_socket_local_port(sock as never))
       })
     })
+  }
+
+  /** Binds this worker's own direct port (redirect target), without SO_REUSEPORT: it must be this process's alone. */
+  listenDirect(port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      listenExclusive(this.#app, this.#opts.host, port, (sock) => {
+        if (!sock) {
+          reject(new Error(`cannot listen on direct port ${this.#opts.host}:${port} (in use, or not permitted)`))
+          return
+        }
+        this.#listens.push(sock)
+        resolve(uWS.us_socket_local_port(sock as never))
+      })
+    })
+  }
+
+  /** Seats held for a resume right now. */
+  get held(): number {
+    return this.#held.size
   }
 
   get ready(): boolean {
@@ -190,11 +278,11 @@ export class GameServer {
    */
   shutdown(drainMs = 1000): Promise<void> {
     this.#ready = false
-    if (this.#listen) {
-      uWS.us_listen_socket_close(this.#listen)
-      this.#listen = null
-    }
+    for (const sock of this.#listens) uWS.us_listen_socket_close(sock)
+    this.#listens = []
     if (this.#drained) return this.#drained
+    // Nobody can come back to a stopping process: held seats go now.
+    for (const seat of [...this.#held]) this.#release(seat)
     this.#drained = new Promise<void>((resolve) => {
       const deadline = setTimeout(() => {
         for (const conn of [...this.#conns]) this.#closeWith(conn, 'SHUTDOWN', DisconnectReason.SHUTDOWN)
@@ -215,19 +303,20 @@ export class GameServer {
   sendTick(tick: number): void {
     if (this.#drained) return // shutting down: no more frames
     const now = performance.now()
+    if (this.#held.size > 0) this.#expireHolds(now)
     const rooms = this.#rooms.list
     // Backwards throughout: a close below may remove a seat (swapping in the
     // last one) or dispose an emptied room (splicing it out of the list).
     for (let i = rooms.length - 1; i >= 0; i--) {
       const room = rooms[i]
       if (!room) continue
-      const rep = room.link as RoomReplicator
+      const rep = (room.link as RoomLink).rep
       try {
         rep.snapshot(tick)
         const seats = room.seats
         for (let j = seats.length - 1; j >= 0; j--) {
-          const seat = seats[j]
-          if (seat) this.#sendFrame(seat.link as Conn, rep, now)
+          const conn = (seats[j]?.link as Session | undefined)?.conn
+          if (conn) this.#sendFrame(conn, rep, now)
         }
       } catch (err) {
         this.#rooms.fail(room, err)
@@ -288,22 +377,41 @@ export class GameServer {
     const query = new URLSearchParams(req.getQuery() ?? '')
     const room = query.get('room')
     const name = query.get('name') ?? ''
+    const player = query.get('player')
+    const token = query.get('resume')
     let problem: string | null = null
     if (room !== null && !ROOM_ID_PATTERN.test(room)) problem = 'room must be 1-32 characters of A-Z a-z 0-9 _ -'
     else if (Buffer.byteLength(name) > MAX_NAME_BYTES) problem = `name must be at most ${MAX_NAME_BYTES} bytes of UTF-8`
     // eslint-disable-next-line no-control-regex
     else if (/[\u0000-\u001f\u007f]/.test(name)) problem = 'name must not contain control characters'
+    else if ((player === null) !== (token === null) || (token !== null && room === null)) problem = 'resume needs room, player and resume together'
+    else if (player !== null && !/^[1-9][0-9]{0,9}$/.test(player)) problem = 'player must be a positive integer'
+    else if (token !== null && token.length > MAX_TOKEN_CHARS) problem = `resume must be at most ${MAX_TOKEN_CHARS} characters`
     if (problem) {
       this.stats.upgradesRejected[UpgradeRejectReason.BAD_QUERY]++
       res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end(problem + '\n')
       return
     }
+    let intent: Intent = JOIN
+    let playerId: number
+    if (token !== null) {
+      playerId = Number(player)
+      // Checked here, by any worker: a forged token is refused without a trip to the room's owner.
+      const claims = this.#tokens.verify(token, room as string, playerId)
+      if (claims) intent = { kind: 'resume', claims }
+      else {
+        this.stats.resumes[ResumeOutcome.INVALID]++
+        intent = { kind: 'refuse', code: 'RESUME_INVALID', reason: DisconnectReason.RESUME_REFUSED }
+      }
+    } else playerId = this.#nextPlayerId++
     const conn: Conn = {
       ws: null,
-      playerId: this.#nextPlayerId++,
+      playerId,
+      intent,
       name,
       roomId: room,
       seat: null,
+      session: null,
       viewer: null,
       tokens: this.#opts.inputBurst,
       lastRefill: performance.now(),
@@ -312,7 +420,32 @@ export class GameServer {
       closing: null,
       msg: newClientMessage(this.#rooms.game.input.length),
     }
-    res.upgrade(conn, key, protocol, extensions, context)
+    const router = this.#router
+    if (room === null || !router || intent.kind === 'refuse' || this.#rooms.byId.has(room)) {
+      res.upgrade(conn, key, protocol, extensions, context)
+      return
+    }
+    // A named room this worker does not have: ask the directory where it lives (or where to create it).
+    let aborted = false
+    res.onAborted(() => {
+      aborted = true
+    })
+    router.locate(room, intent.kind === 'join').then(
+      (where: Placement | null) => {
+        if (aborted) return
+        if (where === null) {
+          this.stats.resumes[ResumeOutcome.EXPIRED]++
+          conn.intent = { kind: 'refuse', code: 'RESUME_EXPIRED', reason: DisconnectReason.RESUME_REFUSED }
+        } else if (!where.local) conn.intent = { kind: 'redirect', port: where.port, host: where.host }
+        res.cork(() => res.upgrade(conn, key, protocol, extensions, context))
+      },
+      (err: Error) => {
+        if (aborted) return
+        this.stats.upgradesRejected[UpgradeRejectReason.DIRECTORY]++
+        this.#log.warn('room directory did not answer', { room, error: err.message })
+        res.cork(() => res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain').end('room directory unavailable\n'))
+      },
+    )
   }
 
   #open(ws: WebSocket<Conn>): void {
@@ -320,8 +453,30 @@ export class GameServer {
     conn.ws = ws
     this.#conns.add(conn)
     this.stats.connections++
+    if (this.#drained) {
+      this.#closeWith(conn, 'SHUTDOWN', DisconnectReason.SHUTDOWN) // upgraded after an async lookup that outlived readiness
+      return
+    }
+    const intent = conn.intent
+    if (intent.kind === 'refuse') {
+      this.#closeWith(conn, intent.code, intent.reason)
+      return
+    }
+    if (intent.kind === 'redirect') {
+      const frame = encodeRedirect({ port: intent.port, host: intent.host })
+      ws.cork(() => ws.send(frame, true))
+      this.stats.redirects++
+      this.stats.messagesSent++
+      this.stats.bytesSent += frame.byteLength
+      this.#closeWith(conn, 'REDIRECT', DisconnectReason.REDIRECT)
+      return
+    }
     if (this.#conns.size > this.#opts.maxPlayers) {
       this.#closeWith(conn, 'SERVER_FULL', DisconnectReason.SERVER_FULL)
+      return
+    }
+    if (intent.kind === 'resume') {
+      this.#resume(conn, intent.claims)
       return
     }
     let seat: Seat | JoinRefusal
@@ -346,10 +501,52 @@ export class GameServer {
       this.#closeWith(conn, 'SERVER_FULL', DisconnectReason.SERVER_FULL)
       return
     }
-    seat.link = conn
+    const session: Session = { conn: null, gen: 0, heldUntil: 0 }
+    seat.link = session
+    this.#attach(conn, seat, session)
+    this.#log.debug('join', { player: conn.playerId, room: seat.room.id, entity: seat.entity })
+  }
+
+  /** A token with a valid MAC: take the seat back if it is still held at the token's generation. */
+  #resume(conn: Conn, claims: TokenClaims): void {
+    const room = conn.roomId === null ? undefined : this.#rooms.byId.get(conn.roomId)
+    const link = room?.link as RoomLink | undefined
+    const seat = room && link?.instance === claims.instance ? room.seats.find((s) => s.playerId === conn.playerId) : undefined
+    const session = seat?.link as Session | undefined
+    if (!seat || !session) {
+      this.stats.resumes[ResumeOutcome.EXPIRED]++
+      this.#closeWith(conn, 'RESUME_EXPIRED', DisconnectReason.RESUME_REFUSED)
+      return
+    }
+    if (claims.gen !== session.gen) {
+      this.stats.resumes[ResumeOutcome.USED]++
+      this.#closeWith(conn, 'RESUME_USED', DisconnectReason.RESUME_REFUSED)
+      return
+    }
+    session.gen++
+    const old = session.conn
+    if (old) {
+      // The old connection may still look open (a half-open TCP link): it loses the seat, not the new one.
+      old.seat = null
+      old.session = null
+      old.viewer = null
+      this.#closeWith(old, 'REPLACED', DisconnectReason.REPLACED)
+    }
+    this.#held.delete(seat)
+    conn.lastSeq = seat.inputSeq // input sequence numbers continue across connections
+    this.stats.resumes[ResumeOutcome.RESUMED]++
+    this.#attach(conn, seat, session)
+    this.#log.debug('resume', { player: conn.playerId, room: seat.room.id, entity: seat.entity })
+  }
+
+  /** Binds a connection to its seat and sends WELCOME; the next tick sends it a full state. */
+  #attach(conn: Conn, seat: Seat, session: Session): void {
+    const ws = conn.ws as WebSocket<Conn>
+    session.conn = conn
     conn.seat = seat
-    const rep = seat.room.link as RoomReplicator
-    conn.viewer = rep.newViewer(seat.entity)
+    conn.session = session
+    const link = seat.room.link as RoomLink
+    conn.viewer = link.rep.newViewer(seat.entity)
     const welcome = encodeWelcome({
       version: PROTOCOL_VERSION,
       playerId: conn.playerId,
@@ -359,11 +556,25 @@ export class GameServer {
       historyTicks: this.#opts.historyTicks,
       fields: this.#rooms.game.fields,
       input: this.#rooms.game.input,
+      resumeToken: this.#opts.resumeWindow > 0 ? this.#tokens.issue(seat.room.id, link.instance, conn.playerId, session.gen) : '',
     })
     ws.cork(() => ws.send(welcome, true))
     this.stats.messagesSent++
     this.stats.bytesSent += welcome.byteLength
-    this.#log.debug('join', { player: conn.playerId, room: seat.room.id, entity: seat.entity })
+  }
+
+  #expireHolds(now: number): void {
+    for (const seat of this.#held) {
+      if ((seat.link as Session).heldUntil <= now) {
+        this.stats.holdsExpired++
+        this.#release(seat)
+      }
+    }
+  }
+
+  #release(seat: Seat): void {
+    this.#held.delete(seat)
+    this.#rooms.leave(seat)
   }
 
   #message(ws: WebSocket<Conn>, message: ArrayBuffer, isBinary: boolean): void {
@@ -417,7 +628,7 @@ export class GameServer {
     this.stats.roomErrors++
     this.#log.error('room failed; closing it', { room: room.id, players: room.seats.length, error: err.stack ?? err.message })
     for (let j = room.seats.length - 1; j >= 0; j--) {
-      const conn = room.seats[j]?.link as Conn | undefined
+      const conn = (room.seats[j]?.link as Session | undefined)?.conn
       if (conn) this.#closeWith(conn, 'INTERNAL_ERROR', DisconnectReason.INTERNAL_ERROR)
     }
   }
@@ -450,10 +661,18 @@ export class GameServer {
       else reason = CLOSE_REASON_OF[code] ?? DisconnectReason.ABNORMAL
     }
     this.stats.disconnects[reason]++
-    if (conn.seat) {
-      const seat = conn.seat
+    const seat = conn.seat
+    const session = conn.session
+    if (seat && session) {
       conn.seat = null
-      this.#rooms.leave(seat) // a throw from the game's leave fails that room, not this handler
+      conn.session = null
+      session.conn = null
+      if (this.#opts.resumeWindow > 0 && HOLD_ON.has(reason) && !this.#drained && !seat.room.failed) {
+        // The player did not choose to leave: hold the seat for a resume.
+        session.heldUntil = performance.now() + this.#opts.resumeWindow * 1000
+        this.#held.add(seat)
+        seat.room.suspend(seat)
+      } else this.#rooms.leave(seat) // a throw from the game's leave fails that room, not this handler
     }
     conn.viewer = null
     this.#log.debug('leave', { player: conn.playerId, code, reason })

@@ -18,7 +18,7 @@ export interface Seat {
   readonly input: Int32Array
   /** Sequence number of the latest input received (0: none yet). */
   inputSeq: number
-  /** Sequence number of the latest input applied by a tick. */
+  /** Sequence number of the latest input applied by a tick; -1 makes the next tick apply `input` whatever its sequence. */
   appliedSeq: number
   /** The network layer's object for this seat. */
   link: unknown
@@ -37,6 +37,8 @@ export class Room {
   /** Set once its rules threw: they are not called again, and the room is being closed. */
   failed = false
   readonly #inputCount: number
+  /** Input values of a player who is away: 0, clamped to each input's range. */
+  readonly #neutral: Int32Array
 
   constructor(id: string, quickPlay: boolean, game: Game, maxPlayers: number, cellSize: number, seed: number) {
     this.id = id
@@ -48,6 +50,7 @@ export class Room {
     this.rules = game.createRoom({ world: this.world, grid: this.grid, layout, maxPlayers, random: mulberry32(seed) })
     this.grid.rebuild()
     this.#inputCount = game.input.length
+    this.#neutral = Int32Array.from(game.input, (i) => Math.min(i.max, Math.max(i.min, 0)))
   }
 
   get full(): boolean {
@@ -71,6 +74,15 @@ export class Room {
     }
     this.seats.push(seat)
     return seat
+  }
+
+  /**
+   * The seat's player is away (its connection dropped; the seat is held for a
+   * resume): from the next tick its input is neutral, 0 clamped to each range.
+   */
+  suspend(seat: Seat): void {
+    seat.input.set(this.#neutral)
+    seat.appliedSeq = -1
   }
 
   leave(seat: Seat): void {

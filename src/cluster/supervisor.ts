@@ -1,0 +1,324 @@
+/**
+ * The supervisor (primary process) of a multi-worker deployment. It forks one
+ * worker per slot; each binds the public port itself (SO_REUSEPORT: the
+ * kernel spreads connections) and a direct port of its own. The supervisor
+ * keeps the room directory, restarts crashed workers with backoff, serves the
+ * one /metrics endpoint for all workers, and drains them on stop.
+ *
+ * It holds no player connection and runs no simulation, so it has little to
+ * crash on; a worker crash costs that worker's rooms only.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import client from 'prom-client'
+import { ConfigError, type Config } from '../config.js'
+import type { Logger } from '../log.js'
+import { serveMetrics, type MetricsEndpoint } from '../net/metrics-http.js'
+import { assertNativeUws } from '../net/uws.js'
+import { Directory } from './directory.js'
+import { WORKER_ENV, type MetricsSnapshot, type ToSupervisor, type ToWorker } from './ipc.js'
+import { MetricsMerger } from './merge.js'
+
+/** Restart backoff: first retry after this, doubling per consecutive crash, up to the cap. */
+export const RESTART_BASE_MS = 100
+export const RESTART_CAP_MS = 10_000
+/** A worker that lived this long before crashing starts the backoff over. */
+const STABLE_MS = 30_000
+/** After this many crashes in a row the supervisor logs the slot as crash-looping (and keeps retrying at the cap). */
+const CRASH_LOOP = 5
+/** How long a new worker may take to report ready. */
+const START_TIMEOUT_MS = 15_000
+/** How long a scrape waits for each worker before using its last snapshot. */
+export const SCRAPE_WAIT_MS = 1000
+
+export interface SupervisorOptions {
+  /** Worker processes (>= 1). */
+  readonly workers: number
+  /** Script each worker runs; it must call `runWorker()`. Default: tickwire's own main.js (the reference game). */
+  readonly script?: string
+  readonly log: Logger
+}
+
+export interface WorkerInfo {
+  readonly slot: number
+  /** 0 while the slot is restarting. */
+  readonly pid: number
+  readonly directPort: number
+}
+
+export interface Supervisor {
+  /** Public port, shared by every worker. */
+  readonly port: number
+  readonly metricsPort: number
+  workers(): WorkerInfo[]
+  /** Worker restarts since start. */
+  readonly restarts: number
+  /**
+   * Drains every worker (not ready, listen sockets closed, players closed with
+   * SHUTDOWN) and waits for them to exit, at most `drainTimeout`; kills what
+   * is left. Resolves with the exit code to use: 0 if all exited on their own.
+   */
+  stop(): Promise<number>
+}
+
+interface Slot {
+  readonly index: number
+  /** Direct port to bind (0: a free one). */
+  readonly wantDirect: number
+  child: ChildProcess | null
+  pid: number
+  ready: boolean
+  directPort: number
+  startedAt: number
+  crashes: number
+  timer: NodeJS.Timeout | null
+  up: boolean
+}
+
+/** Starts `opts.workers` workers and the metrics endpoint; resolves once all workers serve. */
+export async function startSupervisor(config: Config, opts: SupervisorOptions): Promise<Supervisor> {
+  assertNativeUws() // fail here, once, rather than in every worker
+  const { log } = opts
+  const n = opts.workers
+  const script = opts.script ?? fileURLToPath(new URL('../main.js', import.meta.url))
+  const secret = (config.resumeSecret !== '' ? Buffer.from(config.resumeSecret) : randomBytes(32)).toString('hex')
+  const directBase = config.directPort !== 0 ? config.directPort : config.port !== 0 ? config.port + 1 : 0
+  // uWS binds port 0 without SO_REUSEPORT, so the workers could not share it: pick a free port for all of them.
+  if (config.port === 0) config = { ...config, port: await freePort(config.host) }
+  if (directBase !== 0) {
+    if (directBase + n - 1 > 65535) throw new ConfigError(`direct ports ${directBase}..${directBase + n - 1} (one per worker) exceed 65535; set --direct-port`)
+    if (config.metricsPort >= directBase && config.metricsPort < directBase + n) {
+      throw new ConfigError(`--metrics-port ${config.metricsPort} falls in the direct ports ${directBase}..${directBase + n - 1} (one per worker); set --direct-port`)
+    }
+  }
+  const directory = new Directory(n)
+  const merger = new MetricsMerger()
+  const slots: Slot[] = Array.from({ length: n }, (_, i) => ({
+    index: i,
+    wantDirect: directBase === 0 ? 0 : directBase + i,
+    child: null,
+    pid: 0,
+    ready: false,
+    directPort: 0,
+    startedAt: 0,
+    crashes: 0,
+    timer: null,
+    up: false,
+  }))
+  const port = config.port
+  let restarts = 0
+  let stopping: Promise<number> | null = null
+  let onAllExited: () => void = () => {}
+  let nextId = 1
+  const metricsWaits = new Map<number, (s: MetricsSnapshot | null) => void>()
+
+  const spawn = (slot: Slot): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const child = fork(script, [], {
+        env: { ...process.env, [WORKER_ENV]: String(slot.index) },
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      })
+      slot.child = child
+      slot.pid = child.pid ?? 0
+      slot.ready = false
+      slot.startedAt = Date.now()
+      const timer = setTimeout(() => {
+        log.error('worker did not start in time; killing it', { worker: slot.index, pid: slot.pid, ms: START_TIMEOUT_MS })
+        child.kill('SIGKILL')
+      }, START_TIMEOUT_MS)
+      let failure: Error | null = null
+      child.on('message', (msg: ToSupervisor) => {
+        if (msg.t === 'ready') {
+          clearTimeout(timer)
+          slot.ready = true
+          slot.directPort = msg.directPort
+          directory.setLoad(slot.index, 0)
+          resolve()
+        } else if (msg.t === 'failed') {
+          failure = msg.config ? new ConfigError(msg.error) : new Error(msg.error)
+        } else onMessage(slot, msg)
+      })
+      child.on('error', (err) => log.error('worker process error', { worker: slot.index, error: err.message }))
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer)
+        if (slot.child !== child) return
+        const wasReady = slot.ready
+        slot.child = null
+        slot.pid = 0
+        slot.ready = false
+        directory.dropSlot(slot.index)
+        merger.retire(slot.index)
+        if (!wasReady) reject(failure ?? new Error(`worker ${slot.index} exited before it was ready (code ${code}, signal ${signal})`))
+        if (stopping) {
+          if (slots.every((s) => s.child === null)) onAllExited()
+          return
+        }
+        if (wasReady) onCrash(slot, code, signal)
+      })
+      child.send({ t: 'init', slot: slot.index, config: { ...config, port, metricsPort: 0, workers: 1 }, directPort: slot.wantDirect, secret } satisfies ToWorker)
+    })
+
+  const onMessage = (slot: Slot, msg: ToSupervisor): void => {
+    switch (msg.t) {
+      case 'claim': {
+        const owner = directory.claim(msg.room, slot.index, msg.create, Date.now())
+        const o = owner === null ? undefined : slots[owner]
+        const where = o ? { slot: o.index, port: o.directPort, host: config.advertiseHost } : null
+        slot.child?.send({ t: 'placed', id: msg.id, where } satisfies ToWorker)
+        return
+      }
+      case 'room':
+        if (msg.open) {
+          if (!directory.opened(msg.room, slot.index)) log.warn('room id already owned by another worker', { room: msg.room, worker: slot.index })
+        } else directory.closed(msg.room, slot.index)
+        return
+      case 'load':
+        if (slot.ready) directory.setLoad(slot.index, msg.players)
+        return
+      case 'metrics':
+        metricsWaits.get(msg.id)?.(msg.snapshot)
+        return
+    }
+  }
+
+  const onCrash = (slot: Slot, code: number | null, signal: NodeJS.Signals | null): void => {
+    restarts++
+    if (Date.now() - slot.startedAt > STABLE_MS) slot.crashes = 0
+    slot.crashes++
+    const delay = Math.min(RESTART_BASE_MS * 2 ** (slot.crashes - 1), RESTART_CAP_MS)
+    const fields = { worker: slot.index, code, signal, crashes: slot.crashes, restartInMs: delay }
+    if (slot.crashes >= CRASH_LOOP) log.error('worker keeps crashing; the other workers keep serving', fields)
+    else log.warn('worker exited; replacing it', fields)
+    slot.timer = setTimeout(() => {
+      slot.timer = null
+      if (stopping) return
+      spawn(slot).then(
+        () => log.info('worker replaced', { worker: slot.index, pid: slot.pid, directPort: slot.directPort }),
+        (err: Error) => log.error('replacement worker failed to start', { worker: slot.index, error: err.message }),
+      )
+    }, delay)
+  }
+
+  const sweep = setInterval(() => directory.sweep(Date.now()), 5000)
+  sweep.unref()
+
+  // The supervisor's own series; workers' series are merged in at scrape time.
+  const own = new client.Registry()
+  new client.Gauge({ name: 'tickwire_workers', help: 'Worker processes serving', registers: [own], collect() { this.set(slots.filter((s) => s.ready).length) } })
+  new client.Gauge({ name: 'tickwire_workers_configured', help: 'Worker processes the supervisor keeps running (--workers)', registers: [own], collect() { this.set(n) } })
+  let countedRestarts = 0
+  new client.Counter({
+    name: 'tickwire_worker_restarts_total',
+    help: 'Workers replaced after they exited unexpectedly',
+    registers: [own],
+    collect() {
+      this.inc(restarts - countedRestarts)
+      countedRestarts = restarts
+    },
+  })
+  new client.Gauge({ name: 'tickwire_directory_rooms', help: 'Rooms in the supervisor\'s room directory (open or being placed)', registers: [own], collect() { this.set(directory.size) } })
+  const upGauge = new client.Gauge({ name: 'tickwire_worker_up', help: 'Whether the worker answered this scrape (1) or is busy, dead or restarting (0; its last figures are used)', labelNames: ['worker'], registers: [own] })
+
+  const snapshotOf = (slot: Slot): Promise<void> => {
+    const child = slot.child
+    if (!child || !slot.ready) return Promise.resolve()
+    const id = nextId++
+    const pid = slot.pid
+    return new Promise<void>((resolve) => {
+      const done = (snap: MetricsSnapshot | null) => {
+        clearTimeout(timer)
+        metricsWaits.delete(id)
+        if (snap && slot.pid === pid) {
+          merger.update(slot.index, pid, snap)
+          slot.up = true
+        }
+        resolve()
+      }
+      const timer = setTimeout(() => done(null), SCRAPE_WAIT_MS)
+      metricsWaits.set(id, done)
+      child.send({ t: 'metrics', id } satisfies ToWorker)
+    })
+  }
+  const render = async (): Promise<string> => {
+    for (const s of slots) s.up = false
+    await Promise.all(slots.map(snapshotOf))
+    for (const s of slots) upGauge.set({ worker: String(s.index) }, s.up ? 1 : 0)
+    return merger.render(own)
+  }
+
+  const killAll = () => {
+    for (const s of slots) s.child?.kill('SIGKILL')
+  }
+  let endpoint: MetricsEndpoint | null = null
+  try {
+    // The metrics port first: a port in use fails before any worker starts.
+    if (config.metricsPort !== 0) endpoint = await serveMetrics(config.metricsHost, config.metricsPort, own.contentType, render, log)
+    const [first, ...rest] = slots
+    await spawn(first as Slot) // one worker first: a port that cannot be bound fails once, clearly
+    await Promise.all(rest.map(spawn))
+  } catch (err) {
+    stopping = Promise.resolve(1)
+    clearInterval(sweep)
+    killAll()
+    endpoint?.close()
+    throw err
+  }
+  log.info('tickwire supervisor listening', {
+    port,
+    metricsPort: endpoint?.port ?? 0,
+    workers: n,
+    pids: slots.map((s) => s.pid),
+    directPorts: slots.map((s) => s.directPort),
+  })
+
+  const stop = (): Promise<number> => {
+    if (stopping) return stopping
+    stopping = new Promise<number>((resolve) => {
+      clearInterval(sweep)
+      for (const s of slots) {
+        if (s.timer) clearTimeout(s.timer)
+        s.timer = null
+      }
+      const drainMs = Math.min(1000, (config.drainTimeout * 1000) / 2)
+      const finish = (code: number) => {
+        clearTimeout(deadline)
+        endpoint?.close()
+        resolve(code)
+      }
+      const deadline = setTimeout(() => {
+        const left = slots.filter((s) => s.child !== null)
+        log.error('workers did not exit within the drain timeout; killing them', { workers: left.map((s) => s.index), drainTimeout: config.drainTimeout })
+        killAll()
+        finish(1)
+      }, config.drainTimeout * 1000)
+      onAllExited = () => finish(0)
+      for (const s of slots) s.child?.send({ t: 'drain', drainMs } satisfies ToWorker)
+      if (slots.every((s) => s.child === null)) finish(0)
+    })
+    return stopping
+  }
+
+  return {
+    port,
+    metricsPort: endpoint?.port ?? 0,
+    workers: () => slots.map((s) => ({ slot: s.index, pid: s.pid, directPort: s.directPort })),
+    get restarts() {
+      return restarts
+    },
+    stop,
+  }
+}
+
+/** A port free on `host` a moment ago (the kernel's pick for port 0). */
+function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, host, () => {
+      const addr = srv.address()
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no free port'))))
+    })
+  })
+}
