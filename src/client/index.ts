@@ -130,10 +130,10 @@ export class ConnectError extends Error {
  * Opens one connection and waits for WELCOME, following REDIRECTs (the room
  * lives on another worker) to at most MAX_REDIRECTS other addresses.
  */
-async function open(Ctor: SocketCtor, url: string, timeoutMs: number): Promise<{ socket: SocketLike; welcome: Welcome }> {
+async function open(Ctor: SocketCtor, url: string, timeoutMs: number): Promise<{ socket: SocketLike; welcome: Welcome; redirects: number }> {
   for (let hop = 0; ; hop++) {
     const r = await openOnce(Ctor, url, timeoutMs)
-    if ('socket' in r) return r
+    if ('socket' in r) return { ...r, redirects: hop }
     if (hop >= MAX_REDIRECTS) throw new ConnectError(`more than ${MAX_REDIRECTS} redirects`, CloseCode.REDIRECT)
     const u = new URL(url)
     if (r.redirect.host !== '') u.hostname = r.redirect.host
@@ -197,6 +197,8 @@ export class TickwireClient {
   /** Reconnects that resumed the seat, and that had to join afresh. */
   resumes = 0
   rejoins = 0
+  /** REDIRECTs followed (the room lived on another worker), over all connections. */
+  redirects = 0
   #welcome: Welcome
   #socket: SocketLike
   readonly #Ctor: SocketCtor
@@ -242,8 +244,10 @@ export class TickwireClient {
    */
   static async connect(url: string, opts: ConnectOptions = {}): Promise<TickwireClient> {
     const Ctor = await socketCtor()
-    const { socket, welcome } = await open(Ctor, TickwireClient.url(url, opts), opts.timeoutMs ?? 5000)
-    return new TickwireClient(Ctor, url, opts, socket, welcome)
+    const { socket, welcome, redirects } = await open(Ctor, TickwireClient.url(url, opts), opts.timeoutMs ?? 5000)
+    const client = new TickwireClient(Ctor, url, opts, socket, welcome)
+    client.redirects = redirects
+    return client
   }
 
   /** The current connection's WELCOME (replaced when a reconnect joins afresh). */
@@ -307,7 +311,8 @@ export class TickwireClient {
         ? resumeUrl(this.#url, w, this.#opts.name)
         : TickwireClient.url(this.#url, { room: this.#opts.room, name: this.#opts.name })
       try {
-        const { socket, welcome } = await open(this.#Ctor, url, timeout)
+        const { socket, welcome, redirects } = await open(this.#Ctor, url, timeout)
+        this.redirects += redirects
         if (this.#ended) {
           socket.close()
           return

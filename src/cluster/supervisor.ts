@@ -21,8 +21,8 @@ import { Directory } from './directory.js'
 import { WORKER_ENV, type MetricsSnapshot, type ToSupervisor, type ToWorker } from './ipc.js'
 import { MetricsMerger } from './merge.js'
 
-/** Restart backoff: first retry after this, doubling per consecutive crash, up to the cap. */
-export const RESTART_BASE_MS = 100
+/** Restart backoff: the first replacement starts at once, the next after this, doubling per consecutive crash, up to the cap. */
+export const RESTART_BASE_MS = 200
 export const RESTART_CAP_MS = 10_000
 /** A worker that lived this long before crashing starts the backoff over. */
 const STABLE_MS = 30_000
@@ -187,7 +187,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
     restarts++
     if (Date.now() - slot.startedAt > STABLE_MS) slot.crashes = 0
     slot.crashes++
-    const delay = Math.min(RESTART_BASE_MS * 2 ** (slot.crashes - 1), RESTART_CAP_MS)
+    const delay = slot.crashes === 1 ? 0 : Math.min(RESTART_BASE_MS * 2 ** (slot.crashes - 2), RESTART_CAP_MS)
     const fields = { worker: slot.index, code, signal, crashes: slot.crashes, restartInMs: delay }
     if (slot.crashes >= CRASH_LOOP) log.error('worker keeps crashing; the other workers keep serving', fields)
     else log.warn('worker exited; replacing it', fields)

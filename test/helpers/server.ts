@@ -1,6 +1,7 @@
 /** Test helpers: a real tickwire on port 0 in this process, and small waiting utilities. */
 import { createServer } from 'node:net'
 import { defaultConfig, type Config } from '../../src/config.js'
+import type { TickwireClient } from '../../src/client/index.js'
 import { createLogger } from '../../src/log.js'
 import { start, type StartOptions, type Tickwire } from '../../src/main.js'
 
@@ -53,4 +54,9 @@ export function sample(text: string, key: string): number {
   const v = parseSamples(text).get(key)
   if (v === undefined) throw new Error(`no sample ${key}`)
   return v
+}
+
+/** Cuts an SDK client's TCP connection without a close frame, as a network failure would (Node, `ws`). */
+export function dropTcp(c: TickwireClient): void {
+  ;(c.socket as { _socket: { destroy(): void } })._socket.destroy()
 }
