@@ -4,6 +4,7 @@
  * recovery, drain, and the supervisor's merged /metrics.
  */
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { CloseCode, type Welcome } from '../proto/index.js'
 import { TickwireClient } from '../src/client/index.js'
@@ -170,6 +171,8 @@ t.test('kill -9 of one worker under load: replaced within 2 s, its players rejoi
   t.equal(m.get('tickwire_players'), 60, 'every player seated again')
   t.ok((m.get('process_cpu_seconds_total{worker="1"}') ?? 0) > 0, 'per-process series carry a worker label')
   t.match(c.stderr(), /worker exited; replacing it worker=0 code=null signal=SIGKILL/)
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  for (const [, name] of text.matchAll(/^# TYPE (tickwire_\S+)/gm)) t.match(readme, `\`${name}`, `README documents ${name}`)
   const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })
   if (promtool.error) t.fail(`promtool not runnable: ${promtool.error.message} (apt-get install prometheus)`)
   else {
