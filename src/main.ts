@@ -9,7 +9,7 @@ import { realpathSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { WORKER_ENV } from './cluster/ipc.js'
-import { startSupervisor } from './cluster/supervisor.js'
+import { startSupervisor, type Supervisor } from './cluster/supervisor.js'
 import { runWorker } from './cluster/worker.js'
 import { ConfigError, defaultConfig, helpText, parseConfig, type Config } from './config.js'
 import { arena } from './games/arena.js'
@@ -272,30 +272,37 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
 }
 
 async function supervise(config: Config, workers: number, log: Logger): Promise<void> {
-  let sup: Awaited<ReturnType<typeof startSupervisor>>
+  let sup: Supervisor | null = null
+  let stopping = false
+  const stop = () => {
+    void (sup as Supervisor).stop().then((code) => {
+      log.info('stopped', { code })
+      process.exit(code)
+    })
+  }
+  // Installed before the workers start: a SIGTERM during start-up drains them once they are up.
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      log.warn('second signal: killing workers and exiting now', { signal: sig })
+      for (const w of sup?.workers() ?? []) if (w.pid) process.kill(w.pid, 'SIGKILL')
+      process.exit(1)
+    }
+    stopping = true
+    log.info('stopping: draining workers', { signal: sig, drainTimeout: config.drainTimeout })
+    if (sup) stop()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
   try {
     sup = await startSupervisor(config, { workers, log })
   } catch (err) {
     log.error('tickwire failed to start', { error: (err as Error).message })
     process.exitCode = err instanceof ConfigError ? 2 : 1
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
     return
   }
-  let stopping = false
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (stopping) {
-      log.warn('second signal: killing workers and exiting now', { signal: sig })
-      for (const w of sup.workers()) if (w.pid) process.kill(w.pid, 'SIGKILL')
-      process.exit(1)
-    }
-    stopping = true
-    log.info('stopping: draining workers', { signal: sig, drainTimeout: config.drainTimeout })
-    void sup.stop().then((code) => {
-      log.info('stopped', { code })
-      process.exit(code)
-    })
-  }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
+  if (stopping) stop()
 }
 
 export { defaultConfig }

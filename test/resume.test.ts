@@ -197,3 +197,19 @@ t.test('stop() releases held seats', async (t) => {
   t.equal(tw.server.held, 0)
   t.equal(tw.rooms.players, 0)
 })
+
+t.test('close() during a reconnect ends the session: no event after close', async (t) => {
+  const tw = await startTest({ resumeWindow: 10 })
+  const c = await TickwireClient.connect(tw.url, { room: 'r' })
+  const events: string[] = []
+  c.on('reconnecting', (code, _n, attempt) => {
+    events.push(`reconnecting ${code} #${attempt}`)
+    c.close()
+  })
+  c.on('close', (code) => events.push(`close ${code}`))
+  c.on('rejoined', () => events.push('rejoined'))
+  await tw.stop() // SHUTDOWN: the SDK would join afresh
+  await sleep(1500)
+  t.same(events, [`reconnecting ${CloseCode.SHUTDOWN} #1`, 'close 1000'])
+  t.equal(c.closed, true)
+})

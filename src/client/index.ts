@@ -130,10 +130,11 @@ export class ConnectError extends Error {
  * Opens one connection and waits for WELCOME, following REDIRECTs (the room
  * lives on another worker) to at most MAX_REDIRECTS other addresses.
  */
-async function open(Ctor: SocketCtor, url: string, timeoutMs: number): Promise<{ socket: SocketLike; welcome: Welcome; redirects: number }> {
+async function open(Ctor: SocketCtor, url: string, timeoutMs: number, cancelled = () => false): Promise<{ socket: SocketLike; welcome: Welcome; redirects: number }> {
   for (let hop = 0; ; hop++) {
     const r = await openOnce(Ctor, url, timeoutMs)
     if ('socket' in r) return { ...r, redirects: hop }
+    if (cancelled()) throw new ConnectError('cancelled')
     if (hop >= MAX_REDIRECTS) throw new ConnectError(`more than ${MAX_REDIRECTS} redirects`, CloseCode.REDIRECT)
     const u = new URL(url)
     if (r.redirect.host !== '') u.hostname = r.redirect.host
@@ -304,6 +305,7 @@ export class TickwireClient {
     const max = this.#opts.maxReconnects ?? 10
     const timeout = this.#opts.timeoutMs ?? 5000
     for (let attempt = 1; attempt <= max; attempt++) {
+      if (this.#ended) return
       for (const fn of this.#listeners.reconnecting) fn(lost, closeCodeName(lost), attempt)
       if (attempt > 1) await sleep(Math.min(RECONNECT_BASE_MS * 2 ** (attempt - 2), RECONNECT_CAP_MS))
       if (this.#ended) return
@@ -311,7 +313,7 @@ export class TickwireClient {
         ? resumeUrl(this.#url, w, this.#opts.name)
         : TickwireClient.url(this.#url, { room: this.#opts.room, name: this.#opts.name })
       try {
-        const { socket, welcome, redirects } = await open(this.#Ctor, url, timeout)
+        const { socket, welcome, redirects } = await open(this.#Ctor, url, timeout, () => this.#ended)
         this.redirects += redirects
         if (this.#ended) {
           socket.close()
@@ -332,9 +334,10 @@ export class TickwireClient {
         }
         return
       } catch (err) {
+        if (this.#ended) return
         const c = err instanceof ConnectError ? err.code : undefined
         if (c !== undefined) lost = c
-        if (c !== undefined && RESUME_REFUSED.has(c)) {
+        if (c !== undefined && RESUME_REFUSED.has(c) && resume) {
           resume = false // the seat is gone: join afresh at once
           attempt--
           continue

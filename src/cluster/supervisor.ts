@@ -38,6 +38,8 @@ export interface SupervisorOptions {
   readonly workers: number
   /** Script each worker runs; it must call `runWorker()`. Default: tickwire's own main.js (the reference game). */
   readonly script?: string
+  /** Node options for the workers; default: the supervisor's own (`process.execArgv`, so `--cpu-prof` etc. reach them). */
+  readonly execArgv?: readonly string[]
   readonly log: Logger
 }
 
@@ -45,6 +47,7 @@ export interface WorkerInfo {
   readonly slot: number
   /** 0 while the slot is restarting. */
   readonly pid: number
+  /** 0 until the worker is ready. */
   readonly directPort: number
 }
 
@@ -74,7 +77,6 @@ interface Slot {
   startedAt: number
   crashes: number
   timer: NodeJS.Timeout | null
-  up: boolean
 }
 
 /** Starts `opts.workers` workers and the metrics endpoint; resolves once all workers serve. */
@@ -105,10 +107,10 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
     startedAt: 0,
     crashes: 0,
     timer: null,
-    up: false,
   }))
   const port = config.port
   let restarts = 0
+  let started = false
   let stopping: Promise<number> | null = null
   let onAllExited: () => void = () => {}
   let nextId = 1
@@ -119,6 +121,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
       const child = fork(script, [], {
         env: { ...process.env, [WORKER_ENV]: String(slot.index) },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        execArgv: [...(opts.execArgv ?? process.execArgv)],
       })
       slot.child = child
       slot.pid = child.pid ?? 0
@@ -130,6 +133,8 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
       }, START_TIMEOUT_MS)
       let failure: Error | null = null
       child.on('message', (msg: ToSupervisor) => {
+        // Node may deliver a dead child's last messages after its exit: they must not touch the slot's new worker.
+        if (slot.child !== child) return
         if (msg.t === 'ready') {
           clearTimeout(timer)
           slot.ready = true
@@ -155,7 +160,8 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
           if (slots.every((s) => s.child === null)) onAllExited()
           return
         }
-        if (wasReady) onCrash(slot, code, signal)
+        // At start-up a failing worker fails the start; later, even a replacement that dies before ready is retried.
+        if (started) onCrash(slot, code, signal)
       })
       child.send({ t: 'init', slot: slot.index, config: { ...config, port, metricsPort: 0, workers: 1 }, directPort: slot.wantDirect, secret } satisfies ToWorker)
     })
@@ -221,7 +227,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
   new client.Gauge({ name: 'tickwire_directory_rooms', help: 'Rooms in the supervisor\'s room directory (open or being placed)', registers: [own], collect() { this.set(directory.size) } })
   const upGauge = new client.Gauge({ name: 'tickwire_worker_up', help: 'Whether the worker answered this scrape (1) or is busy, dead or restarting (0; its last figures are used)', labelNames: ['worker'], registers: [own] })
 
-  const snapshotOf = (slot: Slot): Promise<void> => {
+  const snapshotOf = (slot: Slot, answered: Set<number>): Promise<void> => {
     const child = slot.child
     if (!child || !slot.ready) return Promise.resolve()
     const id = nextId++
@@ -232,7 +238,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
         metricsWaits.delete(id)
         if (snap && slot.pid === pid) {
           merger.update(slot.index, pid, snap)
-          slot.up = true
+          answered.add(slot.index)
         }
         resolve()
       }
@@ -241,11 +247,18 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
       child.send({ t: 'metrics', id } satisfies ToWorker)
     })
   }
-  const render = async (): Promise<string> => {
-    for (const s of slots) s.up = false
-    await Promise.all(slots.map(snapshotOf))
-    for (const s of slots) upGauge.set({ worker: String(s.index) }, s.up ? 1 : 0)
-    return merger.render(own)
+  // Scrapes that overlap share one round of asking the workers (two Prometheus servers, or curl during a scrape).
+  let inFlight: Promise<string> | null = null
+  const render = (): Promise<string> => {
+    inFlight ??= (async () => {
+      const answered = new Set<number>()
+      await Promise.all(slots.map((s) => snapshotOf(s, answered)))
+      for (const s of slots) upGauge.set({ worker: String(s.index) }, answered.has(s.index) ? 1 : 0)
+      return merger.render(own)
+    })().finally(() => {
+      inFlight = null
+    })
+    return inFlight
   }
 
   const killAll = () => {
@@ -265,6 +278,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
     endpoint?.close()
     throw err
   }
+  started = true
   log.info('tickwire supervisor listening', {
     port,
     metricsPort: endpoint?.port ?? 0,
@@ -303,7 +317,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
   return {
     port,
     metricsPort: endpoint?.port ?? 0,
-    workers: () => slots.map((s) => ({ slot: s.index, pid: s.pid, directPort: s.directPort })),
+    workers: () => slots.map((s) => ({ slot: s.index, pid: s.pid, directPort: s.ready ? s.directPort : 0 })),
     get restarts() {
       return restarts
     },

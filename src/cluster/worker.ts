@@ -18,8 +18,8 @@ const CLAIM_TIMEOUT_MS = 2000
 const LOAD_EVERY_MS = 250
 
 function send(msg: ToSupervisor): void {
-  // The channel may be closing (supervisor gone); the disconnect handler drains us then.
-  if (process.connected) process.send?.(msg)
+  // The channel may be closing or broken (supervisor gone): the callback swallows EPIPE, and the disconnect handler drains us.
+  if (process.connected) process.send?.(msg, undefined, {}, () => {})
 }
 
 /** Router over IPC: every named room this worker lacks is looked up in the supervisor's directory. */
@@ -77,17 +77,31 @@ export function runWorker(opts: WorkerOptions = {}): Promise<void> {
   // The supervisor coordinates shutdown; Ctrl-C reaches the whole process group, and only it must act on it.
   process.on('SIGINT', () => {})
   process.on('SIGTERM', () => {})
+  // A drain (or the supervisor's death) may come while we start: remember it, act once started.
+  const early: { drainMs: number; why: string } = { drainMs: 0, why: '' }
+  const onEarly = (msg: ToWorker) => {
+    if (msg.t === 'drain' && !early.why) Object.assign(early, { drainMs: msg.drainMs, why: 'supervisor' })
+  }
+  const onGone = () => {
+    if (!early.why) Object.assign(early, { drainMs: 1000, why: 'supervisor gone' })
+  }
+  process.on('message', onEarly)
+  process.on('disconnect', onGone)
   return new Promise((resolve) => {
     const onInit = (msg: ToWorker) => {
       if (msg.t !== 'init') return
       process.off('message', onInit)
-      void serve(msg, opts).then(resolve)
+      void serve(msg, opts, () => {
+        process.off('message', onEarly)
+        process.off('disconnect', onGone)
+        return early.why ? early : null
+      }).then(resolve)
     }
     process.on('message', onInit)
   })
 }
 
-async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions): Promise<void> {
+async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions, earlyDrain: () => { drainMs: number; why: string } | null): Promise<void> {
   const log: Logger = withFields(createLogger(init.config.logLevel), { worker: init.slot })
   const router = new IpcRouter(init.slot)
   let tw: Tickwire
@@ -139,6 +153,11 @@ async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions
   })
   // The supervisor died (even kill -9): nobody routes to us or restarts us; leave cleanly.
   process.on('disconnect', () => drain(1000, 'supervisor gone'))
+  const early = earlyDrain()
+  if (early || !process.connected) {
+    drain(early?.drainMs ?? 1000, early?.why ?? 'supervisor gone')
+    return
+  }
   send({ t: 'ready', port: tw.port, directPort: tw.directPort })
   send({ t: 'load', players: 0, rooms: 0 })
 }
