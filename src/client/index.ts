@@ -32,6 +32,10 @@ import {
 import { EntityTable, type ApplyResult } from './table.js'
 
 export { EntityTable } from './table.js'
+export { SnapshotInterpolator, INTERPOLATOR_DEFAULTS } from './interpolation.js'
+export type { InterpolatorOptions, SnapshotEntities } from './interpolation.js'
+export { InputPredictor, PREDICTOR_DEFAULTS } from './prediction.js'
+export type { PredictorOptions, StepFn } from './prediction.js'
 export type { ApplyResult, EntityValues } from './table.js'
 export { CloseCode, closeCodeName } from '../../proto/index.js'
 

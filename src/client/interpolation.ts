@@ -34,21 +34,23 @@
  *   - interpolated linearly, when it is in both and is the same entity;
  *   - at A's values (held, then switching at B's time) when its move from A
  *     to B is longer than `teleportDistance` (a respawn or a teleport: snap,
- *     do not slide), when A and B are more than `maxGapMs` apart (a stall:
- *     there is no telling what happened in between), or when B lists it as
- *     created while A had it as an established entity (a new entity that
- *     reuses the id, see PROTOCOL.md §3);
+ *     do not slide), or when B lists it as created while A had it as an
+ *     established entity (a new entity that reuses the id, see PROTOCOL.md
+ *     §3);
  *   - at A's values until B's time when it is not in B (it left: it
  *     disappears at B's time, where it was last seen);
  *   - not at all when it is only in B: it appears at B's time, at its first
  *     position, instead of sliding in from nowhere.
  *   Skipped tick numbers (frames the server did not send) and a late frame
- *   both just make a longer segment: interpolation spans the gap.
+ *   both just make a longer segment: interpolation spans the gap. A gap
+ *   longer than `maxGapMs` (default 250 ms: a stall, there is no telling
+ *   what happened in between) is not interpolated: it is drawn as an
+ *   underrun (below) until B's time, where everything snaps to B.
  * - **Underrun.** When the render time passes the newest snapshot (the
  *   buffer ran dry: frames stopped, or arrived later than the margin allows),
- *   entities are extrapolated along their last segment for at most
- *   `maxExtrapolateMs` (default one tick interval, enough to ride out one
- *   late frame), then held. Extrapolation is bounded because it guesses: an
+ *   the newest snapshot's entities are extrapolated along their last segment
+ *   for at most `maxExtrapolateMs` (default one tick interval, enough to ride
+ *   out one late frame), then held. Extrapolation is bounded because it guesses: an
  *   entity that turned or stopped overshoots by at most one interval of
  *   motion. Each sample taken past the newest snapshot counts in `underruns`.
  * - **Memory.** A ring of the newest `bufferSize` snapshots (default one
@@ -71,9 +73,10 @@
  *   interpolate: ['x', 'y'],
  * })
  * client.on('state', (frame, result) => {
- *   interp.push(frame.tick, performance.now(), client.table.entities, result.created)
+ *   // A full state (after a resume or a resync) lists every entity as created: pass no list then.
+ *   interp.push(frame.tick, performance.now(), client.table.entities, result.full ? undefined : result.created)
  * })
- * client.on('resumed', () => interp.reset()).on('rejoined', () => interp.reset())
+ * client.on('rejoined', () => interp.reset()) // another seat, perhaps another room: ids mean other things
  * const view = new Map<number, Float64Array>()
  * function draw(now: number): void {
  *   for (const [id, v] of interp.sample(now, view)) {
@@ -258,7 +261,8 @@ export class SnapshotInterpolator {
    * Adds the snapshot of `tick`, which arrived at `arrivalMs` (the clock
    * `sample` is given, e.g. `performance.now()`). `entities` is kept by
    * reference (see the module comment). `created`: the ids the frame listed
-   * as created (`ApplyResult.created`), ascending; lets a new entity that
+   * as created (`ApplyResult.created`, ascending; omit it for a full state,
+   * `ApplyResult.full`, which lists every entity); lets a new entity that
    * reuses an id snap instead of sliding. Snapshots may arrive out of order;
    * one older than everything buffered, or a tick already buffered, is
    * dropped (returns false). A tick more than a buffer's worth older than the
@@ -310,23 +314,23 @@ export class SnapshotInterpolator {
     const t = this.#advanceClock(nowMs)
     let i = this.#count - 1
     while (i > 0 && this.#timeAt(i) > t) i--
-    if (this.#timeAt(i) > t) {
+    const a = this.#timeAt(i)
+    if (a > t) {
       // Before the oldest snapshot: hold it.
       this.#fill(out, this.#mapAt(0), null, 0, 0, 0, 0)
-    } else if (i < this.#count - 1) {
-      const a = this.#timeAt(i)
+    } else if (i < this.#count - 1 && this.#timeAt(i + 1) - a <= this.#maxGap) {
       const b = this.#timeAt(i + 1)
       this.#fill(out, this.#mapAt(i), this.#mapAt(i + 1), (t - a) / (b - a), b - a, i, i + 1)
     } else {
-      // Past the newest snapshot: extrapolate along the last segment, bounded.
-      const b = this.#timeAt(i)
-      if (t > b) this.underruns++
+      // Past the newest snapshot (an underrun), or in a gap too long to interpolate
+      // across (a stall): extrapolate along the segment ending at A, bounded, then hold.
+      if (i === this.#count - 1 && t > a) this.underruns++
       if (i === 0) this.#fill(out, this.#mapAt(0), null, 0, 0, 0, 0)
       else {
-        const a = this.#timeAt(i - 1)
-        const ahead = Math.min(t - b, this.#maxExtrapolate)
-        // Sampled "from" the newest snapshot with a negative alpha towards the previous one.
-        this.#fill(out, this.#mapAt(i), this.#mapAt(i - 1), -ahead / (b - a), b - a, i, i - 1)
+        const p = this.#timeAt(i - 1)
+        const ahead = Math.min(t - a, this.#maxExtrapolate)
+        // Sampled "from" A with a negative alpha towards the snapshot before it.
+        this.#fill(out, this.#mapAt(i), this.#mapAt(i - 1), -ahead / (a - p), a - p, i, i - 1)
       }
     }
     return out

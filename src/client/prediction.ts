@@ -40,11 +40,16 @@
  *   ticks before them (acknowledged: the server's state includes them).
  *   With constant input and steady latency this gives exactly the state the
  *   server will reach, so there is nothing to correct.
- * - **Jitter.** When inputs arrive unevenly the server holds one input a
- *   tick longer and skips another: the lead changes by a tick, and so does
- *   the prediction (one tick's worth of motion). Sending inputs only when they
- *   change (the SDK acknowledges every STATE by itself) avoids this while an
- *   input is held; sending one every tick, or every frame, works too.
+ * - **What cannot be known.** The local tick clock's phase is not the
+ *   server's, and network jitter moves arrivals across server tick
+ *   boundaries: an input may reach the server a tick earlier or later than
+ *   its neighbours did (the server then holds one input a tick longer and
+ *   skips another). The lead changes by a tick, and the prediction by that
+ *   tick's difference of motion; smoothing hides it. Sending inputs only
+ *   when they change (the SDK acknowledges every STATE by itself) confines
+ *   this to the moments the input changes: while an input is held nothing
+ *   new is acknowledged and the prediction stays exact. Sending one every
+ *   tick, or every frame, works too, with a few more small corrections.
  * - **Smoothing.** A correction (old prediction - new prediction) is not
  *   shown as a jump: it is added to a display offset that decays
  *   exponentially, to 5% after `smoothMs` (default 100 ms; time constant
@@ -72,7 +77,8 @@
  * ```ts
  * import { TickwireClient, InputPredictor } from 'tickwire/client'
  * const client = await TickwireClient.connect('ws://localhost:9001/play')
- * const SPEED = 220, R = 20, SIDE = 1800 // the arena's avatar speed, radius, and the room's side
+ * // The arena's avatar speed and radius, and the room's side (arenaLayout(maxPlayers).width; not in WELCOME).
+ * const SPEED = 220, R = 20, SIDE = 1072
  * const clamp = (v: number) => Math.min(SIDE - R, Math.max(R, v))
  * const predictor = new InputPredictor({
  *   tickHz: client.welcome.tickHz,
@@ -91,11 +97,13 @@
  *   const x = client.table.get(me, 'x'), y = client.table.get(me, 'y')
  *   if (x !== undefined && y !== undefined) predictor.reconcile([x, y], frame.inputSeq, frame.tick)
  * })
- * client.on('resumed', () => predictor.reset()).on('rejoined', () => predictor.reset())
- * let last = [0, 0]
+ * let last: number[] = []
+ * // After a reconnect the server holds a neutral input: start over, and send the stick again.
+ * const restart = () => { predictor.reset(); last = [] }
+ * client.on('resumed', restart).on('rejoined', restart)
  * function draw(now: number): void {
  *   const stick = readStick() // e.g. [100, 0] while → is held
- *   if (stick[0] !== last[0] || stick[1] !== last[1]) {
+ *   if (stick[0] !== last[0] || stick[1] !== last[1]) { // send on change: see "What cannot be known"
  *     predictor.record(client.sendInput(stick), stick)
  *     last = stick
  *   }

@@ -1,0 +1,247 @@
+/**
+ * A bot process of the load generator: connects its share of bots through
+ * an adapter, drives their inputs, measures input-to-state latency, and
+ * reports counters to the parent once a second. Run by the parent with fork().
+ */
+import { fileURLToPath } from 'node:url'
+import type { Adapter, Bot } from './adapter.js'
+import { Histogram } from './hdr.js'
+import type { AdapterName, BotStats, FromBots, ToBots } from './protocol.js'
+
+/** Where each adapter lives, relative to this file (in dist/bench/load/ once built). */
+const ADAPTERS: Record<AdapterName, string> = {
+  tickwire: './tickwire.js',
+  'ws-json': '../peers/ws-json/adapter.js',
+  colyseus: '../../../bench/peers/colyseus/adapter.mjs',
+}
+
+export async function loadAdapter(name: AdapterName): Promise<Adapter> {
+  const mod = (await import(new URL(ADAPTERS[name], import.meta.url).href)) as Record<string, unknown>
+  const adapter = Object.values(mod).find((v): v is Adapter => typeof v === 'object' && v !== null && typeof (v as Adapter).connect === 'function')
+  if (!adapter) throw new Error(`no Adapter exported by ${ADAPTERS[name]}`)
+  return adapter
+}
+
+/** Latency of inputs not yet reflected: a ring of (seq, sent at) per bot. */
+const RING = 64
+
+interface Slot {
+  bot: Bot | null
+  seq: number
+  /** Sent inputs awaiting a state that reflects them. */
+  readonly ringSeq: Int32Array
+  readonly ringAt: Float64Array
+  head: number
+  tail: number
+  nextInputAt: number
+  mx: number
+  my: number
+  paused: boolean
+  everPaused: boolean
+}
+
+function send(msg: FromBots): void {
+  if (process.connected) process.send?.(msg)
+}
+
+async function main(): Promise<void> {
+  const init = await new Promise<Extract<ToBots, { t: 'init' }>>((resolve) => {
+    const on = (m: ToBots) => {
+      if (m.t === 'init') {
+        process.off('message', on)
+        resolve(m)
+      }
+    }
+    process.on('message', on)
+  })
+  const adapter = await loadAdapter(init.adapter)
+  const slots: Slot[] = []
+  const latency = new Histogram()
+  const latencyUnpaused = new Histogram()
+  const c = {
+    connected: 0,
+    opened: 0,
+    failed: 0,
+    dropped: 0,
+    stateMsgs: 0,
+    stateBytes: 0,
+    otherMsgs: 0,
+    otherBytes: 0,
+    inputs: 0,
+    errors: 0,
+    paused: 0,
+    pending: 0,
+    unpausedStateMsgs: 0,
+    unpausedStateBytes: 0,
+    unpausedDropped: 0,
+  }
+  const dropCodes: Record<string, number> = {}
+  const errorSamples: string[] = []
+  const failSamples: string[] = []
+  let namedCount = 0
+  const interval = 1000 / init.inputHz
+
+  const connectOne = (index: number) => {
+    const slot: Slot = {
+      bot: null,
+      seq: 0,
+      ringSeq: new Int32Array(RING),
+      ringAt: new Float64Array(RING),
+      head: 0,
+      tail: 0,
+      nextInputAt: performance.now() + Math.random() * interval,
+      mx: 0,
+      my: 0,
+      paused: false,
+      everPaused: false,
+    }
+    slots.push(slot)
+    const named = init.named > 0 && (index % 1000) < init.named * 1000
+    const room = named ? `p${init.proc}n${Math.floor(namedCount++ / 48)}` : null
+    c.pending++
+    adapter
+      .connect(
+        {
+          url: init.url,
+          room,
+          name: `b${init.proc}-${index}`,
+          localAddress: init.addresses[index % init.addresses.length] as string,
+          check: index % init.checkEvery === 0,
+        },
+        {
+          state(bytes, appliedSeq) {
+            c.stateMsgs++
+            c.stateBytes += bytes
+            if (!slot.everPaused) {
+              c.unpausedStateMsgs++
+              c.unpausedStateBytes += bytes
+            }
+            const now = performance.now()
+            while (slot.tail !== slot.head && (slot.ringSeq[slot.tail % RING] as number) <= appliedSeq) {
+              const us = (now - (slot.ringAt[slot.tail % RING] as number)) * 1000
+              latency.record(us)
+              if (!slot.everPaused) latencyUnpaused.record(us)
+              slot.tail++
+            }
+          },
+          other(bytes) {
+            c.otherMsgs++
+            c.otherBytes += bytes
+          },
+          error(err) {
+            c.errors++
+            if (errorSamples.length < 5) errorSamples.push(err.message)
+          },
+          close(code) {
+            c.dropped++
+            if (!slot.everPaused) c.unpausedDropped++
+            dropCodes[code] = (dropCodes[code] ?? 0) + 1
+            if (slot.bot) c.connected--
+            slot.bot = null
+          },
+        },
+      )
+      .then(
+        (bot) => {
+          c.pending--
+          c.opened++
+          c.connected++
+          slot.bot = bot
+        },
+        (err: Error) => {
+          c.pending--
+          c.failed++
+          if (failSamples.length < 5) failSamples.push(err.message)
+        },
+      )
+  }
+
+  // Inputs: one timer walks all bots; each sends at inputHz with a random-walk stick.
+  const tick = setInterval(() => {
+    const now = performance.now()
+    for (const s of slots) {
+      if (!s.bot || s.paused || now < s.nextInputAt) continue
+      s.nextInputAt += interval
+      if (s.nextInputAt < now) s.nextInputAt = now + interval
+      s.mx = Math.max(-100, Math.min(100, s.mx + Math.round((Math.random() - 0.5) * 60)))
+      s.my = Math.max(-100, Math.min(100, s.my + Math.round((Math.random() - 0.5) * 60)))
+      const seq = ++s.seq
+      if (s.head - s.tail >= RING) s.tail++ // forget the oldest unreflected input rather than grow
+      s.ringSeq[s.head % RING] = seq
+      s.ringAt[s.head % RING] = now
+      s.head++
+      s.bot.input(seq, s.mx, s.my)
+      c.inputs++
+    }
+  }, 10)
+
+  let index = 0
+  let adding: NodeJS.Timeout | null = null
+  const report = () => {
+    const stats: BotStats = {
+      ...c,
+      dropCodes: { ...dropCodes },
+      errorSamples: [...errorSamples],
+      failSamples: [...failSamples],
+      latency: latency.toJSON(),
+      latencyUnpaused: latencyUnpaused.toJSON(),
+    }
+    latency.reset()
+    latencyUnpaused.reset()
+    send({ t: 'stats', stats })
+  }
+  const reporter = setInterval(report, 1000)
+
+  process.on('message', (m: ToBots) => {
+    switch (m.t) {
+      case 'add': {
+        let left = m.n
+        const batch = Math.max(1, Math.ceil(m.perSecond / 50))
+        if (adding) clearInterval(adding)
+        adding = setInterval(() => {
+          for (let i = 0; i < batch && left > 0; i++, left--) connectOne(index++)
+          if (left === 0 && adding) {
+            clearInterval(adding)
+            adding = null
+          }
+        }, 20)
+        return
+      }
+      case 'pause': {
+        const want = Math.round(m.fraction * slots.length)
+        let n = 0
+        for (const s of slots) {
+          const p = n < want
+          if (p) n++
+          if (!s.bot) continue
+          if (p && !s.paused) {
+            s.bot.pause()
+            s.paused = true
+            s.everPaused = true
+          } else if (!p && s.paused) {
+            s.bot.resume()
+            s.paused = false
+          }
+        }
+        c.paused = slots.filter((s) => s.paused).length
+        return
+      }
+      case 'stop':
+        clearInterval(tick)
+        clearInterval(reporter)
+        if (adding) clearInterval(adding)
+        for (const s of slots) s.bot?.close()
+        report()
+        setTimeout(() => process.exit(0), 200)
+        return
+    }
+  })
+  send({ t: 'ready' })
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  main().catch((err: Error) => {
+    process.stderr.write(`bot process: ${err.stack ?? err.message}\n`)
+    process.exit(1)
+  })
+}

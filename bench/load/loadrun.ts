@@ -1,0 +1,275 @@
+/**
+ * The load generator's controller: forks bot processes, spreads bots over
+ * them and over source addresses, adds and pauses bots on command, sums
+ * their counters, and measures windows: latency percentiles, traffic per
+ * player, and (from the server) tick times and CPU per player-tick.
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { Histogram } from './hdr.js'
+import type { AdapterName, BotStats, FromBots, ToBots } from './protocol.js'
+import { cpuSeconds, processTree, scrape, total, windowQuantile, type Samples } from './scrape.js'
+
+export interface LoadOptions {
+  readonly adapter: AdapterName
+  readonly url: string
+  /** Bot processes (default 2). */
+  readonly processes?: number
+  readonly inputHz?: number
+  /** One bot in this many checks every frame (default 20). */
+  readonly checkEvery?: number
+  /** Source addresses 127.0.0.2 ... (default 8 of them). */
+  readonly addresses?: readonly string[]
+  readonly named?: number
+  /** The server's Prometheus endpoint, if it has one. */
+  readonly metricsUrl?: string
+  /** The server's pid: CPU is read from /proc for it and its descendants. */
+  readonly serverPid?: number
+  /** Server tick rate, to turn CPU seconds into seconds per player-tick. */
+  readonly tickHz: number
+}
+
+/** What one measurement window saw. Rates are per second of the window. */
+export interface WindowStats {
+  readonly seconds: number
+  readonly players: number
+  readonly latencyMs: { p50: number; p95: number; p99: number; max: number; count: number }
+  /** The same, for bots that were never paused (scenario iii). */
+  readonly latencyUnpausedMs: { p50: number; p95: number; p99: number; max: number; count: number }
+  readonly msgsPerPlayerSec: number
+  readonly bytesPerPlayerSec: number
+  readonly unpausedBytesPerPlayerSec: number
+  readonly dropped: number
+  readonly unpausedDropped: number
+  readonly dropCodes: Record<string, number>
+  readonly errors: number
+  readonly errorSamples: string[]
+  /** From /metrics: NaN when the server has none. */
+  readonly tickP50Ms: number
+  readonly tickP99Ms: number
+  readonly overruns: number
+  readonly skippedDeltas: number
+  /** Server CPU (all its processes) per player-tick, microseconds; and its CPU use in cores. */
+  readonly cpuUsPerPlayerTick: number
+  readonly serverCores: number
+  /** CPU use of the bot processes, in cores: near their count means the load generator was the bottleneck. */
+  readonly botCores: number
+}
+
+interface Proc {
+  readonly child: ChildProcess
+  last: BotStats | null
+  latency: Histogram
+  latencyUnpaused: Histogram
+}
+
+const ZERO_LAT = { p50: 0, p95: 0, p99: 0, max: 0, count: 0 }
+
+export class LoadRun {
+  readonly opts: LoadOptions
+  readonly #procs: Proc[]
+  #asked = 0
+
+  private constructor(opts: LoadOptions, procs: Proc[]) {
+    this.opts = opts
+    this.#procs = procs
+  }
+
+  /** Forks the bot processes and waits until each is ready. */
+  static async start(opts: LoadOptions): Promise<LoadRun> {
+    const n = opts.processes ?? 2
+    const script = new URL('./bots.js', import.meta.url)
+    const addresses = opts.addresses ?? Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`)
+    const procs: Proc[] = []
+    for (let i = 0; i < n; i++) {
+      const child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      const p: Proc = { child, last: null, latency: new Histogram(), latencyUnpaused: new Histogram() }
+      child.on('message', (m: FromBots) => {
+        if (m.t !== 'stats') return
+        p.last = m.stats
+        p.latency.add(m.stats.latency.counts, m.stats.latency.max, m.stats.latency.sum)
+        p.latencyUnpaused.add(m.stats.latencyUnpaused.counts, m.stats.latencyUnpaused.max, m.stats.latencyUnpaused.sum)
+      })
+      await new Promise<void>((resolve, reject) => {
+        child.once('message', (m: FromBots) => (m.t === 'ready' ? resolve() : undefined))
+        child.once('exit', (code) => reject(new Error(`bot process exited ${code} before it was ready`)))
+        child.send({
+          t: 'init',
+          adapter: opts.adapter,
+          url: opts.url,
+          inputHz: opts.inputHz ?? 10,
+          checkEvery: opts.checkEvery ?? 20,
+          addresses,
+          named: opts.named ?? 0,
+          proc: i,
+        } satisfies ToBots)
+      })
+      procs.push(p)
+    }
+    return new LoadRun(opts, procs)
+  }
+
+  /** Sum of the bot processes' latest counters. */
+  totals(): Omit<BotStats, 'latency' | 'latencyUnpaused'> {
+    const sum: Record<string, number> = {}
+    const dropCodes: Record<string, number> = {}
+    const errorSamples: string[] = []
+    const failSamples: string[] = []
+    for (const p of this.#procs) {
+      const s = p.last
+      if (!s) continue
+      for (const [k, v] of Object.entries(s)) if (typeof v === 'number') sum[k] = (sum[k] ?? 0) + v
+      for (const [k, v] of Object.entries(s.dropCodes)) dropCodes[k] = (dropCodes[k] ?? 0) + v
+      errorSamples.push(...s.errorSamples)
+      failSamples.push(...s.failSamples)
+    }
+    const g = (k: keyof BotStats) => sum[k] ?? 0
+    return {
+      connected: g('connected'),
+      opened: g('opened'),
+      failed: g('failed'),
+      dropped: g('dropped'),
+      dropCodes,
+      stateMsgs: g('stateMsgs'),
+      stateBytes: g('stateBytes'),
+      otherMsgs: g('otherMsgs'),
+      otherBytes: g('otherBytes'),
+      inputs: g('inputs'),
+      errors: g('errors'),
+      errorSamples: errorSamples.slice(0, 5),
+      failSamples: failSamples.slice(0, 5),
+      paused: g('paused'),
+      pending: g('pending'),
+      unpausedStateMsgs: g('unpausedStateMsgs'),
+      unpausedStateBytes: g('unpausedStateBytes'),
+      unpausedDropped: g('unpausedDropped'),
+    }
+  }
+
+  /** Bots asked for so far. */
+  get asked(): number {
+    return this.#asked
+  }
+
+  /** Adds `n` bots at `perSecond` (spread over the processes) and resolves once each has connected or failed (or `timeoutMs`). */
+  async add(n: number, perSecond: number, timeoutMs = 120_000): Promise<void> {
+    const k = this.#procs.length
+    this.#procs.forEach((p, i) => {
+      const share = Math.floor(n / k) + (i < n % k ? 1 : 0)
+      if (share > 0) p.child.send({ t: 'add', n: share, perSecond: perSecond / k } satisfies ToBots)
+    })
+    this.#asked += n
+    const end = Date.now() + timeoutMs
+    const target = this.#asked
+    await sleep(1100)
+    for (;;) {
+      const t = this.totals()
+      if (t.opened + t.failed >= target && t.pending === 0) return
+      if (Date.now() > end) return
+      await sleep(250)
+    }
+  }
+
+  pause(fraction: number): void {
+    for (const p of this.#procs) p.child.send({ t: 'pause', fraction } satisfies ToBots)
+  }
+
+  /** Measures over `ms`: bot counters, latency, and the server's /metrics and CPU. */
+  async window(ms: number, onProgress?: (line: string) => void): Promise<WindowStats> {
+    await sleep(1050) // let the latest reports in, then start from a clean slate
+    for (const p of this.#procs) {
+      p.latency.reset()
+      p.latencyUnpaused.reset()
+    }
+    const t0 = this.totals()
+    const m0 = await this.#scrape()
+    const serverPids = this.opts.serverPid ? processTree(this.opts.serverPid) : []
+    const botPids = this.#procs.map((p) => p.child.pid ?? 0)
+    const cpu0 = cpuSeconds(serverPids)
+    const bot0 = cpuSeconds(botPids)
+    const start = performance.now()
+    let playerSeconds = 0
+    let lastAt = start
+    while (performance.now() - start < ms) {
+      await sleep(Math.min(1000, ms - (performance.now() - start)))
+      const now = performance.now()
+      const tt = this.totals()
+      playerSeconds += (tt.connected * (now - lastAt)) / 1000
+      lastAt = now
+      onProgress?.(`players ${tt.connected}  msgs ${tt.stateMsgs}  dropped ${tt.dropped}  errors ${tt.errors}`)
+    }
+    const seconds = (performance.now() - start) / 1000
+    await sleep(1050)
+    const t1 = this.totals()
+    const m1 = await this.#scrape()
+    const cpu = cpuSeconds(serverPids) - cpu0
+    const botCpu = cpuSeconds(botPids) - bot0
+    const lat = new Histogram()
+    const latU = new Histogram()
+    for (const p of this.#procs) {
+      lat.merge(p.latency)
+      latU.merge(p.latencyUnpaused)
+    }
+    const players = t1.connected
+    const unpausedPlayers = Math.max(1, players - t1.paused)
+    const codes: Record<string, number> = {}
+    for (const [k, v] of Object.entries(t1.dropCodes)) {
+      const d = v - (t0.dropCodes[k] ?? 0)
+      if (d > 0) codes[k] = d
+    }
+    const tickMs = (q: number) => (m0 && m1 ? windowQuantile(m0, m1, 'tick_duration_seconds', q) * 1000 : NaN)
+    const counterDelta = (name: string) => (m0 && m1 ? total(m1, name) - total(m0, name) : NaN)
+    const playerTicks = playerSeconds * this.opts.tickHz
+    return {
+      seconds,
+      players,
+      latencyMs: summary(lat),
+      latencyUnpausedMs: summary(latU),
+      msgsPerPlayerSec: (t1.stateMsgs - t0.stateMsgs + t1.otherMsgs - t0.otherMsgs) / Math.max(1, playerSeconds),
+      bytesPerPlayerSec: (t1.stateBytes - t0.stateBytes + t1.otherBytes - t0.otherBytes) / Math.max(1, playerSeconds),
+      unpausedBytesPerPlayerSec: (t1.unpausedStateBytes - t0.unpausedStateBytes) / Math.max(1, unpausedPlayers * seconds),
+      dropped: t1.dropped - t0.dropped,
+      unpausedDropped: t1.unpausedDropped - t0.unpausedDropped,
+      dropCodes: codes,
+      errors: t1.errors - t0.errors,
+      errorSamples: t1.errorSamples,
+      tickP50Ms: tickMs(0.5),
+      tickP99Ms: tickMs(0.99),
+      overruns: counterDelta('tickwire_tick_overruns_total'),
+      skippedDeltas: counterDelta('tickwire_deltas_skipped_total'),
+      cpuUsPerPlayerTick: serverPids.length > 0 && playerTicks > 0 ? (cpu * 1e6) / playerTicks : NaN,
+      serverCores: serverPids.length > 0 ? cpu / seconds : NaN,
+      botCores: botCpu / seconds,
+    }
+  }
+
+  async #scrape(): Promise<Samples | null> {
+    if (!this.opts.metricsUrl) return null
+    try {
+      return await scrape(this.opts.metricsUrl)
+    } catch {
+      return null
+    }
+  }
+
+  /** Closes every bot and ends the bot processes. */
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.#procs.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.child.exitCode !== null) return resolve()
+            p.child.once('exit', () => resolve())
+            p.child.send({ t: 'stop' } satisfies ToBots)
+            setTimeout(() => p.child.kill('SIGKILL'), 5000).unref()
+          }),
+      ),
+    )
+  }
+}
+
+function summary(h: Histogram): WindowStats['latencyMs'] {
+  if (h.count === 0) return ZERO_LAT
+  return { p50: h.quantile(0.5) / 1000, p95: h.quantile(0.95) / 1000, p99: h.quantile(0.99) / 1000, max: h.max / 1000, count: h.count }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))

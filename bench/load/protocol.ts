@@ -1,0 +1,55 @@
+/** Messages between the load generator and its bot processes (Node IPC, JSON). */
+
+export type AdapterName = 'tickwire' | 'ws-json' | 'colyseus'
+
+export type ToBots =
+  | {
+      readonly t: 'init'
+      readonly adapter: AdapterName
+      readonly url: string
+      /** Inputs per second per bot. */
+      readonly inputHz: number
+      /** One bot in this many decodes and checks everything it receives (1: all). */
+      readonly checkEvery: number
+      /** Source addresses to spread connections over. */
+      readonly addresses: readonly string[]
+      /** Share of bots (0..1) that join named rooms instead of quick play. */
+      readonly named: number
+      /** This process's index, to make bot names and room names unique. */
+      readonly proc: number
+    }
+  /** Connect `n` more bots, `perSecond` at most. */
+  | { readonly t: 'add'; readonly n: number; readonly perSecond: number }
+  /** Stop reading on this share of the bots (0..1), or read again (0). */
+  | { readonly t: 'pause'; readonly fraction: number }
+  | { readonly t: 'stop' }
+
+/** Counters since the bot process started (the latency counts are since the last report). */
+export interface BotStats {
+  readonly connected: number
+  readonly opened: number
+  readonly failed: number
+  /** Connections the server closed or that were cut (not by the bot). */
+  readonly dropped: number
+  readonly dropCodes: Record<string, number>
+  readonly stateMsgs: number
+  readonly stateBytes: number
+  readonly otherMsgs: number
+  readonly otherBytes: number
+  readonly inputs: number
+  readonly errors: number
+  readonly errorSamples: string[]
+  readonly failSamples: string[]
+  readonly paused: number
+  /** Bots done connecting (connected or failed) out of those asked for. */
+  readonly pending: number
+  /** Latency histograms since the last report: all bots, and bots that were never paused. */
+  readonly latency: { counts: number[]; max: number; sum: number }
+  readonly latencyUnpaused: { counts: number[]; max: number; sum: number }
+  /** Sent/received bytes and messages of bots that were never paused (scenario iii reports on them). */
+  readonly unpausedStateMsgs: number
+  readonly unpausedStateBytes: number
+  readonly unpausedDropped: number
+}
+
+export type FromBots = { readonly t: 'ready' } | { readonly t: 'stats'; readonly stats: BotStats }

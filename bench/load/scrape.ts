@@ -1,0 +1,114 @@
+/**
+ * Reading a server while it is under load: its Prometheus /metrics (tick
+ * durations, overruns, skipped deltas) and, for any server, the CPU time of
+ * its process tree from /proc (so tickwire and its peers are measured alike).
+ */
+import { readFileSync, readdirSync } from 'node:fs'
+
+export type Samples = Map<string, number>
+
+/** Parses Prometheus text format into `name{labels}` -> value. Comments skipped; a malformed line throws. */
+export function parseMetrics(text: string): Samples {
+  const out: Samples = new Map()
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)/.exec(line)
+    if (!m) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line.slice(0, 200))}`)
+    out.set(m[1] as string, Number(m[2]))
+  }
+  return out
+}
+
+/** GETs and parses a /metrics URL; rejects after `timeoutMs`. */
+export async function scrape(url: string, timeoutMs = 5000): Promise<Samples> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) })
+  if (res.status !== 200) throw new Error(`${url} answered ${res.status}`)
+  return parseMetrics(await res.text())
+}
+
+/** Sum of every sample of series `name` (all label sets), or 0. */
+export function total(s: Samples, name: string): number {
+  let n = 0
+  for (const [k, v] of s) if (k === name || k.startsWith(name + '{')) n += v
+  return n
+}
+
+/**
+ * Quantile q of the histogram whose name ends in `suffix` (e.g.
+ * `tick_duration_seconds`), over the window between two scrapes: bucket
+ * counts are differenced, then interpolated linearly inside the bucket, as
+ * PromQL's histogram_quantile does. NaN when nothing was observed.
+ */
+export function windowQuantile(before: Samples, after: Samples, suffix: string, q: number): number {
+  const buckets: { le: number; n: number }[] = []
+  for (const [k, v] of after) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)_bucket\{(.*)\}$/.exec(k)
+    if (!m || !(m[1] as string).endsWith(suffix)) continue
+    const le = /le="([^"]+)"/.exec(m[2] as string)?.[1]
+    if (le === undefined) continue
+    const bound = le === '+Inf' ? Infinity : Number(le)
+    const prev = buckets.find((b) => b.le === bound)
+    const n = v - (before.get(k) ?? 0)
+    if (prev) prev.n += n
+    else buckets.push({ le: bound, n })
+  }
+  buckets.sort((a, b) => a.le - b.le)
+  const count = buckets.at(-1)?.n ?? 0
+  if (count <= 0) return NaN
+  const rank = q * count
+  let lower = 0
+  let below = 0
+  for (const b of buckets) {
+    if (b.n >= rank) {
+      if (b.le === Infinity) return lower
+      const inBucket = b.n - below
+      return inBucket <= 0 ? b.le : lower + ((b.le - lower) * (rank - below)) / inBucket
+    }
+    lower = b.le
+    below = b.n
+  }
+  return lower
+}
+
+const CLK_TCK = 100 // Linux USER_HZ on every mainstream build
+
+/** The pid and all its descendants (from /proc/<pid>/task/<tid>/children). */
+export function processTree(pid: number): number[] {
+  const out: number[] = []
+  const walk = (p: number) => {
+    out.push(p)
+    let tids: string[] = []
+    try {
+      tids = readdirSync(`/proc/${p}/task`)
+    } catch {
+      return
+    }
+    for (const tid of tids) {
+      let children = ''
+      try {
+        children = readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8')
+      } catch {
+        continue
+      }
+      for (const c of children.split(' ')) if (c.trim() !== '') walk(Number(c))
+    }
+  }
+  walk(pid)
+  return out
+}
+
+/** User + system CPU seconds used so far by these processes (0 for any that is gone). */
+export function cpuSeconds(pids: readonly number[]): number {
+  let ticks = 0
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      // Fields after the command name, which is in parentheses and may contain spaces.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks += Number(f[11]) + Number(f[12]) // utime, stime (fields 14 and 15)
+    } catch {
+      // exited
+    }
+  }
+  return ticks / CLK_TCK
+}

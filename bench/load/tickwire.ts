@@ -1,0 +1,129 @@
+/**
+ * The load generator's tickwire bot: a lean client that follows
+ * proto/PROTOCOL.md. Every bot reads each STATE header (tick, inputSeq) and
+ * acks it; bots with `check` also apply every frame to an EntityTable (the
+ * SDK's), which throws on any frame that does not fit their copy.
+ */
+import { WebSocket } from 'ws'
+import { CloseCode, MsgType, decodeServerMessage, encodeAck, encodeInput, type StateFrame } from '../../proto/index.js'
+import { EntityTable } from '../../src/client/table.js'
+import type { Adapter, Bot, BotEvents, ConnectOptions } from './adapter.js'
+
+/** Reads the STATE header `[2, tick, baseAge, inputSeq, ...]` without decoding the body. Null if not a STATE. */
+export function stateHeader(b: Uint8Array): { tick: number; inputSeq: number } | null {
+  let o = 0
+  const h = b[o++] as number
+  if (h >= 0x90 && h <= 0x9f) {
+    // fixarray
+  } else if (h === 0xdc) o += 2
+  else if (h === 0xdd) o += 4
+  else return null
+  const int = (): number => {
+    const x = b[o++] as number
+    if (x <= 0x7f) return x
+    switch (x) {
+      case 0xcc:
+        return b[o++] as number
+      case 0xcd:
+        o += 2
+        return ((b[o - 2] as number) << 8) | (b[o - 1] as number)
+      case 0xce:
+        o += 4
+        return ((b[o - 4] as number) * 2 ** 24 + ((b[o - 3] as number) << 16)) + (((b[o - 2] as number) << 8) | (b[o - 1] as number))
+      default:
+        return -1
+    }
+  }
+  if (int() !== MsgType.STATE) return null
+  const tick = int()
+  int() // baseAge
+  const inputSeq = int()
+  return tick < 0 || inputSeq < 0 ? null : { tick, inputSeq }
+}
+
+export const tickwireAdapter: Adapter = {
+  name: 'tickwire',
+  connect(opts: ConnectOptions, events: BotEvents): Promise<Bot> {
+    const u = new URL(opts.url)
+    if (opts.room !== null) u.searchParams.set('room', opts.room)
+    u.searchParams.set('name', opts.name)
+    return connectAt(u.toString(), opts, events, 0)
+  },
+}
+
+function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: number): Promise<Bot> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { localAddress: opts.localAddress, perMessageDeflate: false })
+    ws.binaryType = 'nodebuffer'
+    let table: EntityTable | null = null
+    let entity = -1
+    let lastTick = 0
+    let lastSeq = 0
+    let started = false
+    let closedByUs = false
+    let redirect: { port: number; host: string } | null = null
+    const bot: Bot = {
+      input(seq, mx, my) {
+        // Sent at once (as a key press would be), carrying the newest ack.
+        if (ws.readyState === WebSocket.OPEN) ws.send(encodeInput(seq, lastTick, [mx, my]))
+      },
+      pause: () => (ws as unknown as { _socket: { pause(): void } })._socket.pause(),
+      resume: () => (ws as unknown as { _socket: { resume(): void } })._socket.resume(),
+      close() {
+        closedByUs = true
+        ws.close()
+      },
+    }
+    ws.on('error', (err) => {
+      if (!started) reject(err)
+    })
+    ws.on('message', (data: Buffer) => {
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      const head = stateHeader(bytes)
+      if (head === null) {
+        events.other(bytes.byteLength)
+        try {
+          const m = decodeServerMessage(bytes)
+          if (m.type === MsgType.WELCOME) {
+            entity = m.entityId
+            if (opts.check) table = new EntityTable(m.fields, m.historyTicks + 2)
+          } else if (m.type === MsgType.REDIRECT) redirect = { port: m.port, host: m.host }
+        } catch (err) {
+          events.error(err as Error)
+        }
+        return
+      }
+      if (table) {
+        try {
+          const frame = decodeServerMessage(bytes) as StateFrame & { type: 2 }
+          table.apply(frame)
+          if (!table.entities.has(entity)) throw new Error(`own entity ${entity} missing at tick ${frame.tick}`)
+          for (const v of table.entities.values()) for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i])) throw new Error('non-finite value')
+        } catch (err) {
+          events.error(err as Error)
+        }
+      }
+      if (head.tick <= lastTick || head.inputSeq < lastSeq) events.error(new Error(`tick or inputSeq went backwards: ${lastTick}->${head.tick}, ${lastSeq}->${head.inputSeq}`))
+      lastTick = head.tick
+      lastSeq = head.inputSeq
+      events.state(bytes.byteLength, head.inputSeq)
+      ws.send(encodeAck(lastTick))
+      if (!started) {
+        started = true
+        resolve(bot)
+      }
+    })
+    ws.on('close', (code) => {
+      if (!started) {
+        if (code === CloseCode.REDIRECT && redirect && hops < 3) {
+          const u = new URL(url)
+          if (redirect.host !== '') u.hostname = redirect.host
+          u.port = String(redirect.port)
+          connectAt(u.toString(), opts, events, hops + 1).then(resolve, reject)
+        } else reject(new Error(`closed before the first state: ${code}`))
+        return
+      }
+      if (!closedByUs) events.close(code)
+    })
+  })
+}

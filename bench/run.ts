@@ -1,0 +1,298 @@
+#!/usr/bin/env node
+/**
+ * npm run bench: the same reference-game scenarios against tickwire and the
+ * servers a developer would otherwise pick (bench/peers/), on this machine,
+ * in one invocation. Writes bench/results/<date>-<host>.md, .json and SVG charts.
+ *
+ *   node dist/bench/run.js [--quick] [--servers tickwire,ws-json,colyseus] [--scenarios capacity,fixed,slow]
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { loadAverage, machine, type Machine } from './lib/report.js'
+import { renderReport, type BenchResult, type CapacityRun, type ServerName } from './report.js'
+import { LoadRun, sleep, type WindowStats } from './load/loadrun.js'
+
+const root = fileURLToPath(new URL('../..', import.meta.url)) // dist/bench/run.js -> repo root
+
+export interface Running {
+  readonly pid: number
+  readonly url: string
+  readonly metricsUrl: string | undefined
+  stop(): Promise<void>
+}
+
+/** How each server under test is started (one process tree per run). */
+const SERVERS: Record<ServerName, (port: number, metricsPort: number, tickHz: number, extra: string[]) => { cmd: string[]; url: string; metricsUrl?: string }> = {
+  tickwire: (port, metricsPort, tickHz, extra) => ({
+    cmd: [join(root, 'dist/src/main.js'), '--port', String(port), '--metrics-port', String(metricsPort), '--tick-hz', String(tickHz), '--host', '127.0.0.1', ...extra],
+    url: `ws://127.0.0.1:${port}/play`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+  }),
+  'ws-json': (port, metricsPort, tickHz) => ({
+    cmd: [join(root, 'dist/bench/peers/ws-json/server.js'), '--port', String(port), '--metrics-port', String(metricsPort), '--tick-hz', String(tickHz)],
+    url: `ws://127.0.0.1:${port}/`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+  }),
+  colyseus: (port, metricsPort, tickHz) => ({
+    cmd: [join(root, 'bench/peers/colyseus/server.mjs'), '--port', String(port), '--metrics-port', String(metricsPort), '--tick-hz', String(tickHz)],
+    url: `ws://127.0.0.1:${port}`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+  }),
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+/** Starts a server and waits until it accepts connections (its log says so, or its port answers). */
+export async function startServer(name: ServerName, tickHz: number, extra: string[] = [], nodeArgs: string[] = []): Promise<Running> {
+  const port = await freePort()
+  const metricsPort = await freePort()
+  const spec = SERVERS[name](port, metricsPort, tickHz, extra)
+  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...spec.cmd], { stdio: ['ignore', 'pipe', 'pipe'], cwd: root })
+  let out = ''
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()))
+  // tickwire: the supervisor's line (or a single process's, which has no worker= field); peers print `listening <port>`.
+  const ready = () => (name === 'tickwire' ? /supervisor listening|tickwire listening port=/ : /^listening \d+/m).test(out)
+  const end = Date.now() + 30_000
+  while (!ready()) {
+    if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}: ${out.slice(-2000)}`)
+    if (Date.now() > end) throw new Error(`${name} did not start: ${out.slice(-2000)}`)
+    await sleep(50)
+  }
+  await sleep(300) // a supervisor logs before its last worker; and let peers finish booting
+  return {
+    pid: child.pid ?? 0,
+    url: spec.url,
+    metricsUrl: spec.metricsUrl,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve()
+        child.once('exit', () => resolve())
+        child.kill('SIGTERM')
+        setTimeout(() => child.kill('SIGKILL'), 15_000).unref()
+      }),
+  }
+}
+
+interface Plan {
+  readonly quick: boolean
+  readonly capacitySteps: number[]
+  readonly capacityRates: number[]
+  readonly settleMs: number
+  readonly windowMs: number
+  readonly fixedPlayers: number
+  readonly fixedMs: number
+  readonly slowPlayers: number
+  readonly slowPauseMs: number
+  readonly slowEdgeMs: number
+  readonly processes: number
+}
+
+const FULL: Plan = {
+  quick: false,
+  capacitySteps: [250, 500, 1000, 2000, 3000, 4000, 6000, 8000, 10000],
+  capacityRates: [20, 60],
+  settleMs: 2000,
+  windowMs: 6000,
+  fixedPlayers: 2000,
+  fixedMs: 60_000,
+  slowPlayers: 2000,
+  slowPauseMs: 20_000,
+  slowEdgeMs: 8000,
+  processes: 2,
+}
+
+const QUICK: Plan = {
+  quick: true,
+  capacitySteps: [20, 40],
+  capacityRates: [20],
+  settleMs: 500,
+  windowMs: 1500,
+  fixedPlayers: 30,
+  fixedMs: 2000,
+  slowPlayers: 30,
+  slowPauseMs: 2000,
+  slowEdgeMs: 1500,
+  processes: 1,
+}
+
+const log = (s: string) => process.stderr.write(s + '\n')
+
+async function load(name: ServerName, srv: Running, tickHz: number, plan: Plan): Promise<LoadRun> {
+  return LoadRun.start({ adapter: name, url: srv.url, metricsUrl: srv.metricsUrl, serverPid: srv.pid, tickHz, processes: plan.processes, inputHz: 10, checkEvery: 20 })
+}
+
+/** Scenario (i): add players step by step until tick p99 > half the budget or latency p99 > 100 ms. */
+async function capacity(name: ServerName, tickHz: number, plan: Plan): Promise<CapacityRun> {
+  const srv = await startServer(name, tickHz)
+  const steps: { players: number; window: WindowStats }[] = []
+  let stop = `reached the last step (${plan.capacitySteps.at(-1)} players)`
+  const budgetMs = 1000 / tickHz
+  const run = await load(name, srv, tickHz, plan)
+  try {
+    for (const target of plan.capacitySteps) {
+      await run.add(target - run.asked, 1000)
+      const t = run.totals()
+      if (t.failed > Math.max(5, 0.01 * run.asked)) {
+        stop = `connections failing at ${target} (${t.failed} failed: ${t.failSamples[0] ?? '?'})`
+        break
+      }
+      await sleep(plan.settleMs)
+      const w = await run.window(plan.windowMs)
+      steps.push({ players: w.players, window: w })
+      log(`  ${name} ${tickHz} Hz: ${w.players} players: tick p99 ${w.tickP99Ms.toFixed(2)} ms, latency p99 ${w.latencyMs.p99.toFixed(1)} ms, ${w.cpuUsPerPlayerTick.toFixed(1)} us/player-tick`)
+      if (w.tickP99Ms > budgetMs / 2) {
+        stop = `tick p99 ${w.tickP99Ms.toFixed(1)} ms > half the budget (${(budgetMs / 2).toFixed(1)} ms) at ${w.players} players`
+        break
+      }
+      if (w.latencyMs.p99 > 100) {
+        stop = `latency p99 ${w.latencyMs.p99.toFixed(0)} ms > 100 ms at ${w.players} players`
+        break
+      }
+    }
+  } finally {
+    await run.stop()
+    await srv.stop()
+  }
+  const ok = steps.filter((s) => !(s.window.tickP99Ms > budgetMs / 2) && s.window.latencyMs.p99 <= 100)
+  return { server: name, tickHz, steps, stop, capacity: ok.at(-1)?.players ?? 0 }
+}
+
+/** Scenario (ii): a fixed number of players at 30 Hz. */
+async function fixed(name: ServerName, plan: Plan, profileDir?: string): Promise<WindowStats> {
+  const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
+  const srv = await startServer(name, 30, [], nodeArgs)
+  const run = await load(name, srv, 30, plan)
+  try {
+    await run.add(plan.fixedPlayers, 1000)
+    await sleep(plan.settleMs)
+    const w = await run.window(plan.fixedMs)
+    log(`  ${name} fixed: ${w.players} players, ${w.bytesPerPlayerSec.toFixed(0)} B/s, ${w.cpuUsPerPlayerTick.toFixed(1)} us/player-tick, latency p99 ${w.latencyMs.p99.toFixed(1)} ms`)
+    return w
+  } finally {
+    await run.stop()
+    await srv.stop()
+  }
+}
+
+/** Scenario (iii): 10% of players stop reading for a while; what did the other 90% see? */
+async function slow(name: ServerName, plan: Plan): Promise<{ before: WindowStats; during: WindowStats; after: WindowStats }> {
+  const srv = await startServer(name, 30)
+  const run = await load(name, srv, 30, plan)
+  try {
+    await run.add(plan.slowPlayers, 1000)
+    await sleep(plan.settleMs)
+    const before = await run.window(plan.slowEdgeMs)
+    run.pause(0.1)
+    const during = await run.window(plan.slowPauseMs)
+    run.pause(0)
+    const after = await run.window(plan.slowEdgeMs)
+    log(`  ${name} slow readers: others' latency p99 ${before.latencyUnpausedMs.p99.toFixed(1)} -> ${during.latencyUnpausedMs.p99.toFixed(1)} -> ${after.latencyUnpausedMs.p99.toFixed(1)} ms; dropped ${during.dropped + after.dropped}`)
+    return { before, during, after }
+  } finally {
+    await run.stop()
+    await srv.stop()
+  }
+}
+
+/** Top self-time functions of the CPU profiles in `dir`. */
+function profileSummary(dir: string): { file: string; top: { fn: string; ms: number; pct: number }[] }[] {
+  if (!existsSync(dir)) return []
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((file) => {
+      const p = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+        nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]
+        samples: number[]
+        timeDeltas: number[]
+      }
+      const byId = new Map(p.nodes.map((n) => [n.id, n]))
+      const self = new Map<string, number>()
+      let totalUs = 0
+      p.samples.forEach((id, i) => {
+        const n = byId.get(id)
+        const dt = p.timeDeltas[i] ?? 0
+        totalUs += dt
+        if (!n) return
+        const where = n.callFrame.url ? `${n.callFrame.url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber + 1}` : ''
+        const key = `${n.callFrame.functionName || '(anonymous)'} ${where}`.trim()
+        self.set(key, (self.get(key) ?? 0) + dt)
+      })
+      const top = [...self]
+        .filter(([k]) => k !== '(idle)')
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 8)
+        .map(([fn, us]) => ({ fn, ms: us / 1000, pct: (100 * us) / Math.max(1, totalUs) }))
+      return { file, top }
+    })
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const quick = argv.includes('--quick')
+  const plan = quick ? QUICK : FULL
+  const pick = (flag: string, all: string[]) => {
+    const i = argv.indexOf(flag)
+    return i >= 0 ? (argv[i + 1] ?? '').split(',').filter((x) => all.includes(x)) : all
+  }
+  const servers = pick('--servers', ['tickwire', 'ws-json', 'colyseus']) as ServerName[]
+  const scenarios = pick('--scenarios', ['capacity', 'fixed', 'slow'])
+  const outDir = (() => {
+    const i = argv.indexOf('--out')
+    return i >= 0 ? (argv[i + 1] as string) : join(root, 'bench/results')
+  })()
+  const m: Machine = machine()
+  const date = new Date().toISOString().slice(0, 10)
+  const base = `${date}-${m.hostname}${quick ? '-quick' : ''}`
+  mkdirSync(outDir, { recursive: true })
+  const profileDir = join(outDir, `${base}-profiles`)
+  const result: BenchResult = {
+    date: new Date().toISOString(),
+    machine: m,
+    loadAverageBefore: loadAverage(),
+    command: `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`,
+    quick,
+    servers,
+    capacity: [],
+    fixed: {},
+    slow: {},
+    profiles: [],
+    notes: [],
+  }
+  log(`tickwire bench on ${m.cpuModel} (${m.cores} cores), Node ${m.node}; servers: ${servers.join(', ')}`)
+  for (const s of servers) {
+    try {
+      if (scenarios.includes('capacity')) for (const hz of plan.capacityRates) result.capacity.push(await capacity(s, hz, plan))
+      if (scenarios.includes('fixed')) result.fixed[s] = await fixed(s, plan, s === 'tickwire' && !quick ? profileDir : undefined)
+      if (scenarios.includes('slow')) result.slow[s] = await slow(s, plan)
+    } catch (err) {
+      result.notes.push(`${s}: ${(err as Error).message}`)
+      log(`  ${s} failed: ${(err as Error).message}`)
+    }
+  }
+  result.profiles = profileSummary(profileDir)
+  result.loadAverageAfter = loadAverage()
+  const { md, svgs } = renderReport(result, base)
+  writeFileSync(join(outDir, `${base}.json`), JSON.stringify(result, null, 2) + '\n')
+  for (const [file, svg] of Object.entries(svgs)) writeFileSync(join(outDir, file), svg)
+  writeFileSync(join(outDir, `${base}.md`), md)
+  log(`wrote ${join(outDir, base)}.md (+ .json, ${Object.keys(svgs).length} charts)`)
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main(process.argv.slice(2)).catch((err: Error) => {
+    process.stderr.write(`bench: ${err.stack ?? err.message}\n`)
+    process.exit(1)
+  })
+}
