@@ -226,6 +226,9 @@ async function main(): Promise<void> {
         c.paused = slots.filter((s) => s.paused).length
         return
       }
+      case 'flush':
+        report()
+        return
       case 'stop':
         clearInterval(tick)
         clearInterval(reporter)

@@ -5,6 +5,8 @@
  * player, and (from the server) tick times and CPU per player-tick.
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Histogram } from './hdr.js'
 import type { AdapterName, BotStats, FromBots, ToBots } from './protocol.js'
 import { cpuSeconds, processTree, scrape, total, windowQuantile, type Samples } from './scrape.js'
@@ -58,6 +60,8 @@ export interface WindowStats {
 interface Proc {
   readonly child: ChildProcess
   last: BotStats | null
+  /** Resolved by the next stats message (see flush). */
+  waiters: (() => void)[]
   latency: Histogram
   latencyUnpaused: Histogram
 }
@@ -77,17 +81,20 @@ export class LoadRun {
   /** Forks the bot processes and waits until each is ready. */
   static async start(opts: LoadOptions): Promise<LoadRun> {
     const n = opts.processes ?? 2
-    const script = new URL('./bots.js', import.meta.url)
+    // The compiled bot script, also when this module runs from source (tests under a TypeScript loader).
+    const here = fileURLToPath(import.meta.url)
+    const script = here.endsWith('.ts') ? join(dirname(here), '../../dist/bench/load/bots.js') : join(dirname(here), 'bots.js')
     const addresses = opts.addresses ?? Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`)
     const procs: Proc[] = []
     for (let i = 0; i < n; i++) {
-      const child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-      const p: Proc = { child, last: null, latency: new Histogram(), latencyUnpaused: new Histogram() }
+      const child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] })
+      const p: Proc = { child, last: null, waiters: [], latency: new Histogram(), latencyUnpaused: new Histogram() }
       child.on('message', (m: FromBots) => {
         if (m.t !== 'stats') return
         p.last = m.stats
         p.latency.add(m.stats.latency.counts, m.stats.latency.max, m.stats.latency.sum)
         p.latencyUnpaused.add(m.stats.latencyUnpaused.counts, m.stats.latencyUnpaused.max, m.stats.latencyUnpaused.sum)
+        for (const w of p.waiters.splice(0)) w()
       })
       await new Promise<void>((resolve, reject) => {
         child.once('message', (m: FromBots) => (m.t === 'ready' ? resolve() : undefined))
@@ -173,9 +180,23 @@ export class LoadRun {
     for (const p of this.#procs) p.child.send({ t: 'pause', fraction } satisfies ToBots)
   }
 
+  /** Has every bot process report now; resolves when all have. */
+  async flush(): Promise<void> {
+    await Promise.all(
+      this.#procs.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.child.exitCode !== null) return resolve()
+            p.waiters.push(resolve)
+            p.child.send({ t: 'flush' } satisfies ToBots)
+          }),
+      ),
+    )
+  }
+
   /** Measures over `ms`: bot counters, latency, and the server's /metrics and CPU. */
   async window(ms: number, onProgress?: (line: string) => void): Promise<WindowStats> {
-    await sleep(1050) // let the latest reports in, then start from a clean slate
+    await this.flush() // counters as of now; latency counted from here
     for (const p of this.#procs) {
       p.latency.reset()
       p.latencyUnpaused.reset()
@@ -197,8 +218,9 @@ export class LoadRun {
       lastAt = now
       onProgress?.(`players ${tt.connected}  msgs ${tt.stateMsgs}  dropped ${tt.dropped}  errors ${tt.errors}`)
     }
+    await this.flush()
     const seconds = (performance.now() - start) / 1000
-    await sleep(1050)
+    playerSeconds += (this.totals().connected * (performance.now() - lastAt)) / 1000
     const t1 = this.totals()
     const m1 = await this.#scrape()
     const cpu = cpuSeconds(serverPids) - cpu0

@@ -22,6 +22,8 @@ export type ToBots =
   | { readonly t: 'add'; readonly n: number; readonly perSecond: number }
   /** Stop reading on this share of the bots (0..1), or read again (0). */
   | { readonly t: 'pause'; readonly fraction: number }
+  /** Report now (a window starts or ends). */
+  | { readonly t: 'flush' }
   | { readonly t: 'stop' }
 
 /** Counters since the bot process started (the latency counts are since the last report). */

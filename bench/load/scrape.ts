@@ -12,7 +12,7 @@ export function parseMetrics(text: string): Samples {
   const out: Samples = new Map()
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)/.exec(line)
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) ([-+]?(?:[0-9][0-9.eE+-]*|Inf|NaN))(?: \d+)?$/.exec(line)
     if (!m) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line.slice(0, 200))}`)
     out.set(m[1] as string, Number(m[2]))
   }

@@ -1,0 +1,200 @@
+/** The load generator's own logic (histogram, scraping, report) and a short smoke run against a real tickwire. */
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import client from 'prom-client'
+import t from 'tap'
+import { machine } from '../bench/lib/report.js'
+import { Histogram } from '../bench/load/hdr.js'
+import { LoadRun, type WindowStats } from '../bench/load/loadrun.js'
+import { cpuSeconds, parseMetrics, processTree, total, windowQuantile } from '../bench/load/scrape.js'
+import { renderReport, targets, type BenchResult } from '../bench/report.js'
+import { freePort, waitFor } from './helpers/server.js'
+
+const cli = fileURLToPath(new URL('../dist/bench/load/cli.js', import.meta.url))
+const main = fileURLToPath(new URL('../dist/src/main.js', import.meta.url))
+
+t.test('histogram: quantiles within 1/64 of the true value, exact below 64 us; merge and JSON round trip', async (t) => {
+  const h = new Histogram()
+  const values: number[] = []
+  let x = 12345
+  for (let i = 0; i < 20000; i++) {
+    x = (x * 1103515245 + 12345) % 2 ** 31
+    const v = Math.floor(Math.exp((x / 2 ** 31) * Math.log(5e6))) // log-uniform 1 us .. 5 s
+    values.push(v)
+    h.record(v)
+  }
+  values.sort((a, b) => a - b)
+  for (const q of [0.01, 0.5, 0.9, 0.99, 0.999]) {
+    const exact = values[Math.ceil(q * values.length) - 1] as number
+    const got = h.quantile(q)
+    t.ok(Math.abs(got - exact) <= Math.max(1, exact / 64), `q${q}: ${got} vs exact ${exact}`)
+  }
+  t.equal(h.quantile(1), values.at(-1))
+  t.equal(h.count, 20000)
+  const small = new Histogram()
+  for (const v of [0, 1, 5, 63, 63]) small.record(v)
+  t.same([small.quantile(0.2), small.quantile(0.6), small.quantile(0.8)], [0, 5, 63], 'exact below 64 us')
+  const a = new Histogram()
+  const b = new Histogram()
+  a.record(100)
+  b.record(100000)
+  a.merge(Histogram.fromJSON(JSON.parse(JSON.stringify(b.toJSON()))))
+  t.equal(a.count, 2)
+  t.equal(a.max, 100000)
+  t.ok(Math.abs(a.quantile(1) - 100000) < 1)
+  t.ok(Math.abs(a.quantile(0.5) - 100) <= 2)
+  t.equal(new Histogram().quantile(0.5), 0, 'empty')
+  a.reset()
+  t.equal(a.count, 0)
+})
+
+t.test('scraping: window quantiles from real prom-client histograms, totals across labels', async (t) => {
+  const reg = new client.Registry()
+  const hist = new client.Histogram({ name: 'x_tick_duration_seconds', help: 'h', buckets: [0.001, 0.002, 0.004, 0.008], registers: [reg] })
+  const c = new client.Counter({ name: 'x_skipped_total', help: 'c', labelNames: ['reason'], registers: [reg] })
+  for (let i = 0; i < 50; i++) hist.observe(0.0005) // before the window
+  c.inc({ reason: 'a' }, 3)
+  const before = parseMetrics(await reg.metrics())
+  for (let i = 0; i < 100; i++) hist.observe(0.003) // all in (0.002, 0.004]
+  c.inc({ reason: 'b' }, 4)
+  const after = parseMetrics(await reg.metrics())
+  t.equal(total(after, 'x_skipped_total') - total(before, 'x_skipped_total'), 4)
+  const p50 = windowQuantile(before, after, 'tick_duration_seconds', 0.5)
+  t.ok(Math.abs(p50 - 0.003) < 1e-9, `p50 interpolated inside the (2, 4] ms bucket: ${p50}`)
+  t.ok(Math.abs(windowQuantile(before, after, 'tick_duration_seconds', 0.99) - 0.00398) < 1e-9)
+  t.ok(Number.isNaN(windowQuantile(after, after, 'tick_duration_seconds', 0.5)), 'nothing observed: NaN')
+  t.throws(() => parseMetrics('garbage line here\n'), /not a Prometheus sample line/)
+})
+
+t.test('CPU of a process tree, from /proc', async (t) => {
+  const child = spawn(process.execPath, ['-e', 'const e = Date.now() + 400; while (Date.now() < e); setTimeout(() => {}, 2000)'])
+  t.teardown(() => child.kill())
+  await waitFor(() => processTree(process.pid).includes(child.pid as number), 2000, 'the child in the tree')
+  await new Promise((r) => setTimeout(r, 600))
+  const cpu = cpuSeconds([child.pid as number])
+  t.ok(cpu >= 0.25 && cpu < 2, `busy child used ${cpu} s`)
+  t.equal(cpuSeconds([2 ** 22 + 12345]), 0, 'a gone pid counts 0')
+})
+
+function window(over: Partial<WindowStats> = {}): WindowStats {
+  const lat = { p50: 20, p95: 30, p99: 40, max: 50, count: 1000 }
+  return {
+    seconds: 10,
+    players: 2000,
+    latencyMs: lat,
+    latencyUnpausedMs: lat,
+    msgsPerPlayerSec: 30,
+    bytesPerPlayerSec: 5000,
+    unpausedBytesPerPlayerSec: 5000,
+    dropped: 0,
+    unpausedDropped: 0,
+    dropCodes: {},
+    errors: 0,
+    errorSamples: [],
+    tickP50Ms: 5,
+    tickP99Ms: 9,
+    overruns: 0,
+    skippedDeltas: 0,
+    cpuUsPerPlayerTick: 10,
+    serverCores: 0.6,
+    botCores: 0.5,
+    ...over,
+  }
+}
+
+t.test('report: every section, the targets judged, well-formed SVG charts', async (t) => {
+  const r: BenchResult = {
+    date: '2026-11-28T01:00:00.000Z',
+    machine: machine(),
+    loadAverageBefore: 0.5,
+    loadAverageAfter: 1.5,
+    command: 'npm run bench',
+    quick: false,
+    servers: ['tickwire', 'ws-json', 'colyseus'],
+    capacity: [
+      { server: 'tickwire', tickHz: 20, steps: [{ players: 1000, window: window({ players: 1000 }) }, { players: 8000, window: window({ players: 8000, tickP99Ms: 30 }) }], stop: 'tick p99 30 ms > 25 ms at 8000 players', capacity: 1000 },
+      { server: 'ws-json', tickHz: 20, steps: [{ players: 1000, window: window({ players: 1000, cpuUsPerPlayerTick: 80 }) }], stop: 'latency', capacity: 0 },
+    ],
+    fixed: { tickwire: window(), 'ws-json': window({ cpuUsPerPlayerTick: 100, bytesPerPlayerSec: 300000 }), colyseus: window({ cpuUsPerPlayerTick: 20, bytesPerPlayerSec: 8000 }) },
+    slow: { tickwire: { before: window(), during: window({ dropped: 200, dropCodes: { 4003: 200 } }), after: window() } },
+    profiles: [{ file: 'CPU.1.cpuprofile', top: [{ fn: 'sendFrame server.js:238', ms: 2000, pct: 40 }] }],
+    notes: ['colyseus: an example note'],
+  }
+  const { md, svgs } = renderReport(r, 'base')
+  for (const section of ['## Targets', '## (i) Capacity', '### 20 Hz', '## (ii) Fixed load', '## (iii) 10% of players', '## Where tickwire spends its CPU', '## Notes', 'AMD', 'npm run bench']) t.match(md, section, section)
+  const verdicts = targets(r).map((x) => x.verdict)
+  t.same(verdicts, ['met', 'missed by 1.50x', 'missed by 1.25x', 'missed: 0.10 of the target'])
+  t.match(md, /\| tickwire \| 10% not reading \| 2,000 \|/)
+  t.same(Object.keys(svgs).sort(), ['base-capacity-20hz-cpu.svg', 'base-capacity-20hz-latency.svg'])
+  for (const svg of Object.values(svgs)) {
+    t.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/)
+    t.match(svg, /<polyline /)
+    t.match(svg, /<\/svg>\n$/)
+    t.notMatch(svg, /NaN|undefined/)
+  }
+  t.match(md, '![latency at 20 Hz](base-capacity-20hz-latency.svg)')
+})
+
+t.test('smoke: a few dozen bots against a real tickwire; every field of the window is filled', async (t) => {
+  const port = await freePort()
+  const metricsPort = await freePort()
+  const server = spawn(process.execPath, [main, '--workers', '1', '--port', String(port), '--metrics-port', String(metricsPort), '--host', '127.0.0.1', '--metrics-host', '127.0.0.1'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  t.teardown(() => server.kill('SIGKILL'))
+  let err = ''
+  server.stderr?.on('data', (d: Buffer) => (err += d.toString()))
+  await waitFor(() => err.includes('tickwire listening'), 10000, 'the server')
+  const run = await LoadRun.start({
+    adapter: 'tickwire',
+    url: `ws://127.0.0.1:${port}/play`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+    serverPid: server.pid as number,
+    tickHz: 30,
+    processes: 2,
+    checkEvery: 2,
+    named: 0.3,
+  })
+  t.teardown(() => run.stop())
+  await run.add(40, 200)
+  const w = await run.window(2500)
+  t.equal(w.players, 40)
+  t.ok(w.latencyMs.count > 100 && w.latencyMs.p50 > 0 && w.latencyMs.p99 >= w.latencyMs.p50 && w.latencyMs.max >= w.latencyMs.p99, `latency ${JSON.stringify(w.latencyMs)}`)
+  t.ok(w.msgsPerPlayerSec > 25 && w.msgsPerPlayerSec < 35, `~30 STATE frames per player per second: ${w.msgsPerPlayerSec}`)
+  t.ok(w.bytesPerPlayerSec > 500, `bytes per player per second: ${w.bytesPerPlayerSec}`)
+  for (const k of ['tickP50Ms', 'tickP99Ms', 'overruns', 'skippedDeltas', 'cpuUsPerPlayerTick', 'serverCores', 'botCores'] as const) t.ok(Number.isFinite(w[k]), `${k} = ${w[k]}`)
+  t.equal(w.errors, 0, `no check failed: ${w.errorSamples.join('; ')}`)
+  t.equal(w.dropped, 0)
+  const totals = run.totals()
+  t.equal(totals.opened, 40)
+  t.equal(totals.failed, 0)
+  const { md } = renderReport({ date: new Date().toISOString(), machine: machine(), loadAverageBefore: 0, command: 'test', quick: true, servers: ['tickwire'], capacity: [], fixed: { tickwire: w }, slow: {}, profiles: [], notes: [] }, 'x')
+  const fixedSection = md.slice(md.indexOf('## (ii)'), md.indexOf('## Reading'))
+  t.notMatch(fixedSection, 'n/a', 'every field of the fixed-load table is filled')
+
+  // The CLI on the same server: a JSON report, exit 0.
+  const out = join(mkdtempSync(join(tmpdir(), 'tickwire-load-')), 'r.json')
+  const r = spawnSync(process.execPath, [cli, '--url', `ws://127.0.0.1:${port}/play`, '--players', '20', '--duration', '2', '--processes', '1', '--metrics-url', `http://127.0.0.1:${metricsPort}/metrics`, '--server-pid', String(server.pid), '--json', out], { encoding: 'utf8', timeout: 30000 })
+  t.equal(r.status, 0, r.stderr.slice(-500))
+  t.match(r.stdout, /latency ms\s+p50 \d/)
+  const j = JSON.parse(readFileSync(out, 'utf8')) as { window: WindowStats; totals: { opened: number } }
+  t.equal(j.window.players, 20)
+  t.equal(j.totals.opened, 20)
+  t.ok(Number.isFinite(j.window.tickP99Ms) && j.window.latencyMs.count > 0)
+})
+
+t.test('CLI: bad options exit 2 with a clear message; --help exits 0', async (t) => {
+  const bad = spawnSync(process.execPath, [cli, '--players', '0'], { encoding: 'utf8' })
+  t.equal(bad.status, 2)
+  t.match(bad.stderr, /--players: got "0", expected 1 to 100000/)
+  const unknown = spawnSync(process.execPath, [cli, '--nope', '1'], { encoding: 'utf8' })
+  t.equal(unknown.status, 2)
+  t.match(unknown.stderr, /unknown option --nope/)
+  const adapter = spawnSync(process.execPath, [cli, '--adapter', 'quake'], { encoding: 'utf8' })
+  t.equal(adapter.status, 2)
+  t.match(adapter.stderr, /--adapter: got "quake"/)
+  const help = spawnSync(process.execPath, [cli, '--help'], { encoding: 'utf8' })
+  t.equal(help.status, 0)
+  t.match(help.stderr, /Usage: tickwire-load/)
+})
