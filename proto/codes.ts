@@ -14,7 +14,7 @@ export const MsgType = {
   WELCOME: 1,
   /** server -> client: `[2, tick, baseAge, inputSeq, removed, changed, created]`; ids gap-coded */
   STATE: 2,
-  /** server -> client: `[3, clientTime]`: answer to PING */
+  /** server -> client: `[3, clientTime, roomPlayers]`: answer to PING */
   PONG: 3,
   /** server -> client: `[4, port, host]`: the room lives on another worker; reconnect there (then close REDIRECT) */
   REDIRECT: 4,

@@ -69,7 +69,7 @@ export interface StateFrame {
 export type ServerMessage =
   | ({ readonly type: typeof MsgType.WELCOME } & Welcome)
   | ({ readonly type: typeof MsgType.STATE } & StateFrame)
-  | { readonly type: typeof MsgType.PONG; readonly clientTime: number }
+  | { readonly type: typeof MsgType.PONG; readonly clientTime: number; readonly roomPlayers: number }
   | ({ readonly type: typeof MsgType.REDIRECT } & Redirect)
 
 // Plain MessagePack only: no records, no extensions on the wire.
@@ -97,9 +97,9 @@ export function encodeRedirect(r: Redirect): Uint8Array {
   return packr.pack([MsgType.REDIRECT, r.port, r.host])
 }
 
-/** Encodes a PONG frame. */
-export function encodePong(clientTime: number): Uint8Array {
-  return packr.pack([MsgType.PONG, clientTime])
+/** Encodes a PONG frame: the PING's time, and the players seated in the client's room. */
+export function encodePong(clientTime: number, roomPlayers: number): Uint8Array {
+  return packr.pack([MsgType.PONG, clientTime, roomPlayers])
 }
 
 /** Encodes an INPUT frame (client side). */
@@ -190,8 +190,8 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
       return { type: MsgType.REDIRECT, port, host }
     }
     case MsgType.PONG:
-      if (m.length !== 2 || typeof m[1] !== 'number') throw new ProtocolError('bad PONG')
-      return { type: MsgType.PONG, clientTime: m[1] }
+      if (m.length !== 3 || typeof m[1] !== 'number' || !isInt(m[2]) || m[2] < 0) throw new ProtocolError('bad PONG')
+      return { type: MsgType.PONG, clientTime: m[1], roomPlayers: m[2] }
     default:
       throw new ProtocolError(`unknown message type ${String(m[0])}`)
   }

@@ -18,6 +18,7 @@ import { Metrics } from './metrics/registry.js'
 import { serveMetrics, type MetricsEndpoint } from './net/metrics-http.js'
 import type { Router } from './net/router.js'
 import { GameServer } from './net/server.js'
+import { defaultWebDir, loadStatic } from './net/static.js'
 import { assertNativeUws } from './net/uws.js'
 import { maxFrameBytes, roomReplicationBytes, viewerBytes } from './replicate/replicator.js'
 import { systemClock, type Clock } from './sim/clock.js'
@@ -42,6 +43,8 @@ export interface StartOptions {
   readonly router?: Router
   /** Also listen on this direct port (exclusive; 0: a free one). Workers do; a single process does not. */
   readonly directPort?: number
+  /** Folder of the built browser client served at `/`; default `dist/web`. */
+  readonly webDir?: string
 }
 
 /** A running tickwire process. */
@@ -85,7 +88,9 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     seed,
   })
   const secret = opts.secret ?? (config.resumeSecret !== '' ? Buffer.from(config.resumeSecret) : randomBytes(32))
-  const server = new GameServer(rooms, config, log, { secret, router: opts.router })
+  const web = loadStatic(opts.webDir ?? defaultWebDir())
+  if (!web.has('/')) log.warn('browser client not built (run npm run build): / answers 404', { dir: opts.webDir ?? defaultWebDir() })
+  const server = new GameServer(rooms, config, log, { secret, router: opts.router, web })
   const clock = opts.clock ?? systemClock
   const dt = 1 / config.tickHz
   let metrics: Metrics | undefined

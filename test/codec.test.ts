@@ -83,7 +83,7 @@ t.test('every server message round-trips', async (t) => {
     resumeToken: 'AAAAAAAAAAA.0.AAAAAAAAAAAAAAAAAAAAAA',
   }
   t.same(decodeServerMessage(encodeWelcome(welcome)), { type: MsgType.WELCOME, ...welcome })
-  t.same(decodeServerMessage(encodePong(123.5)), { type: MsgType.PONG, clientTime: 123.5 })
+  t.same(decodeServerMessage(encodePong(123.5, 7)), { type: MsgType.PONG, clientTime: 123.5, roomPlayers: 7 })
   t.same(decodeServerMessage(encodeRedirect({ port: 9003, host: '' })), { type: MsgType.REDIRECT, port: 9003, host: '' })
   t.throws(() => decodeServerMessage(encodeRedirect({ port: 0, host: '' })), { message: /bad REDIRECT/ })
   t.throws(() => decodeServerMessage(new Packr({ useRecords: false }).pack([MsgType.WELCOME, 1, 7])), { message: /server speaks protocol 1/ })

@@ -318,14 +318,19 @@ t.test('before the uint32 tick counter wraps, the server stops cleanly with exit
   t.equal(scrape, 'closed', 'the metrics listener is closed too, so the process can exit')
 })
 
-t.test('PING is answered with PONG', async (t) => {
+t.test('PING is answered with PONG, which carries the players in the room', async (t) => {
   const tw = await startTest()
   t.teardown(() => tw.stop())
-  const c = await TickwireClient.connect(tw.url, { reconnect: false })
-  t.teardown(() => c.close())
-  const rtt = await new Promise<number>((resolve) => {
-    c.on('pong', resolve)
+  const c = await TickwireClient.connect(tw.url, { reconnect: false, room: 'p' })
+  const d = await TickwireClient.connect(tw.url, { reconnect: false, room: 'p' })
+  t.teardown(() => {
+    c.close()
+    d.close()
+  })
+  const [rtt, players] = await new Promise<[number, number]>((resolve) => {
+    c.on('pong', (r, n) => resolve([r, n]))
     c.ping()
   })
   t.ok(rtt >= 0 && rtt < 1000, `rtt ${rtt.toFixed(2)} ms`)
+  t.equal(players, 2, 'two players seated in room p')
 })

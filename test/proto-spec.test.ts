@@ -218,7 +218,7 @@ t.test('server frames: decodeServerMessage gives the documented values', async (
   }
 
   const p = example('pong')
-  t.same(decodeServerMessage(p.bytes), { type: MsgType.PONG, clientTime: (p.decoded as number[])[1] })
+  t.same(decodeServerMessage(p.bytes), { type: MsgType.PONG, clientTime: (p.decoded as number[])[1], roomPlayers: (p.decoded as number[])[2] })
 })
 
 t.test('client frames: parseClientMessage accepts them with the documented values', async (t) => {
@@ -248,7 +248,8 @@ t.test('client and WELCOME/PONG frames re-encode byte for byte', async (t) => {
   t.equal(toHex(encodeInput(seq as number, ackTick as number, values)), toHex(example('input').bytes), 'encodeInput')
   t.equal(toHex(encodeAck((example('ack').decoded as number[])[1] as number)), toHex(example('ack').bytes), 'encodeAck')
   t.equal(toHex(encodePing((example('ping').decoded as number[])[1] as number)), toHex(example('ping').bytes), 'encodePing')
-  t.equal(toHex(encodePong((example('pong').decoded as number[])[1] as number)), toHex(example('pong').bytes), 'encodePong')
+  const [, clientTime, roomPlayers] = example('pong').decoded as number[]
+  t.equal(toHex(encodePong(clientTime as number, roomPlayers as number)), toHex(example('pong').bytes), 'encodePong')
 })
 
 /** A real World, Grid and RoomReplicator with the reference game's fields. */

@@ -81,8 +81,8 @@ const RESUME_REFUSED: ReadonlySet<number> = new Set([CloseCode.RESUME_INVALID, C
 export interface ClientEvents {
   /** A STATE frame was applied to `table`. */
   state: (frame: StateFrame, result: ApplyResult) => void
-  /** PONG: round-trip time in ms. */
-  pong: (rttMs: number) => void
+  /** PONG: round-trip time in ms, and the players seated in this client's room. */
+  pong: (rttMs: number, roomPlayers: number) => void
   /** The connection dropped and the client is reconnecting (`attempt` counts from 1). */
   reconnecting: (code: number, codeName: string | undefined, attempt: number) => void
   /** Reconnected to the same seat (same entity); `table` restarts from a full state. */
@@ -377,7 +377,7 @@ export class TickwireClient {
       for (const fn of this.#listeners.state) fn(msg, result)
     } else if (msg.type === MsgType.PONG) {
       const rtt = now() - msg.clientTime
-      for (const fn of this.#listeners.pong) fn(rtt)
+      for (const fn of this.#listeners.pong) fn(rtt, msg.roomPlayers)
     }
   }
 

@@ -40,6 +40,7 @@ import { DisconnectReason, FullStateReason, RejectReason, ResumeOutcome, SkipRea
 import { AckResult, FullReason, RoomReplicator, encodeBufferBytes, maxFrameBytes, type Viewer } from '../replicate/replicator.js'
 import { JoinRefusal, type Room, type Rooms, type Seat } from '../sim/room.js'
 import { ResumeTokens, type TokenClaims } from './resume.js'
+import type { StaticFile } from './static.js'
 import type { Placement, Router } from './router.js'
 import uWS, { listenExclusive, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js'
 
@@ -67,7 +68,17 @@ export interface ServerDeps {
   readonly secret: Buffer
   /** Where rooms live when other workers exist; absent: all rooms are local. */
   readonly router?: Router
+  /** The browser client's files by path (see static.ts); absent or empty: `/` answers 404. */
+  readonly web?: ReadonlyMap<string, StaticFile>
 }
+
+/** Sent with every file of the browser client. The page talks WebSocket to this host and to the direct ports. */
+const WEB_HEADERS: readonly (readonly [string, string])[] = [
+  ['x-content-type-options', 'nosniff'],
+  ['referrer-policy', 'no-referrer'],
+  ['x-frame-options', 'DENY'],
+  ['content-security-policy', "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; base-uri 'none'; frame-ancestors 'none'"],
+]
 
 /** Per-room state of the network layer (`Room.link`). */
 interface RoomLink {
@@ -205,6 +216,31 @@ export class GameServer {
       if (this.#ready) res.writeHeader('content-type', 'text/plain').end('ready\n')
       else res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain').end('not ready\n')
     })
+    // What a browser client needs to know beyond WELCOME: the world's size (the game's layout for a full room).
+    const layout = game.layout(rooms.maxPlayersPerRoom)
+    const info = JSON.stringify({ game: game.name, protocol: PROTOCOL_VERSION, tickHz: opts.tickHz, maxPlayersPerRoom: rooms.maxPlayersPerRoom, world: { width: layout.width, height: layout.height } })
+    this.#app.get('/info', (res) => {
+      res.writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-cache').end(info)
+    })
+    const web = deps.web ?? new Map<string, StaticFile>()
+    // One exact route per file: a request path never reaches the file system.
+    for (const [path, file] of web) {
+      this.#app.get(path, (res, req) => {
+        if (req.getHeader('if-none-match') === file.etag) {
+          res.writeStatus('304 Not Modified').writeHeader('etag', file.etag).writeHeader('cache-control', file.cacheControl).end()
+          return
+        }
+        res.writeHeader('content-type', file.type).writeHeader('etag', file.etag).writeHeader('cache-control', file.cacheControl)
+        for (const [k, v] of WEB_HEADERS) res.writeHeader(k, v)
+        res.end(file.body)
+      })
+    }
+    if (!web.has('/')) {
+      this.#app.get('/', (res) => {
+        this.stats.upgradesRejected[UpgradeRejectReason.NOT_FOUND]++
+        res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('web client not built: run npm run build\n')
+      })
+    }
     this.#app.any('/*', (res) => {
       this.stats.upgradesRejected[UpgradeRejectReason.NOT_FOUND]++
       res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('not found\n')
@@ -614,7 +650,7 @@ export class GameServer {
       case MsgType.PING: {
         // A client that does not read gets no pongs either: nothing grows without bound.
         if (ws.getBufferedAmount() > this.#opts.softBackpressure) return
-        const pong = encodePong(msg.clientTime)
+        const pong = encodePong(msg.clientTime, seat.room.seats.length)
         ws.send(pong, true)
         this.stats.messagesSent++
         this.stats.bytesSent += pong.byteLength

@@ -146,6 +146,11 @@ export class Rooms {
     return this.#game
   }
 
+  /** Seats per room. */
+  get maxPlayersPerRoom(): number {
+    return this.#opts.maxPlayersPerRoom
+  }
+
   /** Players seated in all rooms. */
   get players(): number {
     let n = 0
