@@ -167,6 +167,7 @@ export function renderReport(r: BenchResult, base: string): { md: string; svgs: 
       table(['', ...fx], [
         row('players connected', (x) => int(x.players)),
         row('latency p50 / p95 / p99 / max (ms)', (x) => `${f(x.latencyMs.p50)} / ${f(x.latencyMs.p95)} / ${f(x.latencyMs.p99)} / ${f(x.latencyMs.max)}`),
+        row('inputs unanswered after 1 s', (x) => int(x.staleInputs)),
         row('tick p50 / p99 (ms)', (x) => `${f(x.tickP50Ms, 2)} / ${f(x.tickP99Ms, 2)}`),
         row('tick overruns', (x) => int(x.overruns)),
         row('skipped deltas', (x) => int(x.skippedDeltas)),
@@ -210,12 +211,14 @@ export function renderReport(r: BenchResult, base: string): { md: string; svgs: 
   const saturatedAnywhere = [...r.capacity.flatMap((c) => c.steps.map((s) => s.window)), ...Object.values(r.fixed)].some((w) => w && saturated(w, m.cores))
   L.push('', '## Reading these figures', '')
   L.push(
+    '- Tick times: tickwire and ws-json time one whole tick of the process (all rooms); Colyseus runs every room on its own timers, so its figure is the game work of all rooms summed over each tick period (`peer_period_busy_seconds`). "n/a": the server has no such counter.',
+    '- Colyseus bots decode every patch (its SDK keeps the state in sync); tickwire and ws-json bots check 1 in 20 and read only headers otherwise. So Colyseus runs leave its server less of the shared cores.',
     `- The load generator shares the ${m.cores} cores with the server. ${saturatedAnywhere ? 'Rows marked "(cores full)" had server plus load generator above 90% of the machine: there the load generator was part of the bottleneck, and latency includes its own queueing.' : 'No window had the machine above 90% busy.'}`,
-    '- Latency is measured by the bots from sending an input to receiving the first state that reflects it: at least the wait for the next tick plus a loopback round trip.',
-    '- CPU per player-tick = server CPU seconds (user + system, all its processes) / (players x ticks) over the window; kernel time for loopback delivery is included for every server alike.',
+    '- Latency is measured by the bots from sending an input to receiving the first state that reflects it: at least the wait for the next tick plus a loopback round trip. An input nothing reflects within 1 s counts as 1 s (a lower bound).',
+    '- CPU per player-tick = server CPU seconds (user + system, all its processes) / state messages the bots received in the window (the player-ticks actually served: an overloaded server that runs fewer ticks, or skips frames, is not credited for ticks it did not serve). Kernel time for loopback delivery, which on one machine the sender pays for the receiver too, is included for every server alike.',
   )
   if (r.profiles.length) {
-    L.push('', '## Where tickwire spends its CPU (fixed scenario, `node --cpu-prof`, self time)', '')
+    L.push('', '## Where tickwire spends its CPU (`node --cpu-prof` of each process, in a separate 15 s run of the fixed scenario; self time)', '')
     for (const p of r.profiles) {
       L.push(`\`${p.file}\`:`, '')
       L.push(table(['function', 'ms', '%'], p.top.map((t) => [`\`${t.fn}\``, f(t.ms, 0), f(t.pct, 1)])))

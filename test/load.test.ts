@@ -1,6 +1,6 @@
 /** The load generator's own logic (histogram, scraping, report) and a short smoke run against a real tickwire. */
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -101,6 +101,8 @@ function window(over: Partial<WindowStats> = {}): WindowStats {
     cpuUsPerPlayerTick: 10,
     serverCores: 0.6,
     botCores: 0.5,
+    staleInputs: 0,
+    scraped: true,
     ...over,
   }
 }
@@ -197,4 +199,22 @@ t.test('CLI: bad options exit 2 with a clear message; --help exits 0', async (t)
   const help = spawnSync(process.execPath, [cli, '--help'], { encoding: 'utf8' })
   t.equal(help.status, 0)
   t.match(help.stderr, /Usage: tickwire-load/)
+})
+
+t.test('npm run bench, quick and tickwire only: the report and its JSON are written with every field filled', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'tickwire-bench-'))
+  const run = fileURLToPath(new URL('../dist/bench/run.js', import.meta.url))
+  const r = spawnSync(process.execPath, [run, '--quick', '--servers', 'tickwire', '--scenarios', 'capacity,fixed', '--out', out], { encoding: 'utf8', timeout: 90000 })
+  t.equal(r.status, 0, r.stderr.slice(-800))
+  const md = readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.md')) as string), 'utf8')
+  t.match(md, /## \(i\) Capacity/)
+  t.match(md, /## \(ii\) Fixed load: 30 players at 30 Hz/)
+  t.match(md, /\| CPU \| .+, \d+ cores \|/)
+  t.match(md, /\| command \| `npm run bench -- --quick/)
+  const fixedSection = md.slice(md.indexOf('## (ii)'), md.indexOf('## Reading'))
+  t.notMatch(fixedSection, 'n/a', 'every field of the fixed-load table is filled')
+  t.ok(readdirSync(out).some((f) => f.endsWith('-latency.svg')), 'a latency chart')
+  const j = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json')) as string), 'utf8')) as BenchResult
+  t.equal(j.fixed.tickwire?.players, 30)
+  t.same(j.notes, [])
 })

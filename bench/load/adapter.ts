@@ -40,8 +40,8 @@ export interface ConnectOptions {
   /** Named room to join, or null for quick play. */
   readonly room: string | null
   readonly name: string
-  /** Source address for the TCP connection (127.0.0.x), so one machine can open more than ~28k connections. */
-  readonly localAddress: string
+  /** Source address for the TCP connection (127.0.0.x), so one machine can open more than ~28k connections; undefined: the system's choice. */
+  readonly localAddress: string | undefined
   /** Decode and check the state this bot receives (a sample of bots does; the rest only count bytes). */
   readonly check: boolean
 }

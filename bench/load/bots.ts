@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url'
 import type { Adapter, Bot } from './adapter.js'
 import { Histogram } from './hdr.js'
-import type { AdapterName, BotStats, FromBots, ToBots } from './protocol.js'
+import { STALE_MS, type AdapterName, type BotStats, type FromBots, type ToBots } from './protocol.js'
 
 /** Where each adapter lives, relative to this file (in dist/bench/load/ once built). */
 const ADAPTERS: Record<AdapterName, string> = {
@@ -38,6 +38,8 @@ interface Slot {
   my: number
   paused: boolean
   everPaused: boolean
+  /** Taken out of the never-paused count. */
+  countedPaused: boolean
 }
 
 function send(msg: FromBots): void {
@@ -74,6 +76,8 @@ async function main(): Promise<void> {
     unpausedStateMsgs: 0,
     unpausedStateBytes: 0,
     unpausedDropped: 0,
+    unpausedConnected: 0,
+    stale: 0,
   }
   const dropCodes: Record<string, number> = {}
   const errorSamples: string[] = []
@@ -94,6 +98,7 @@ async function main(): Promise<void> {
       my: 0,
       paused: false,
       everPaused: false,
+      countedPaused: false,
     }
     slots.push(slot)
     const named = init.named > 0 && (index % 1000) < init.named * 1000
@@ -105,7 +110,7 @@ async function main(): Promise<void> {
           url: init.url,
           room,
           name: `b${init.proc}-${index}`,
-          localAddress: init.addresses[index % init.addresses.length] as string,
+          localAddress: init.addresses.length > 0 ? init.addresses[index % init.addresses.length] : undefined,
           check: index % init.checkEvery === 0,
         },
         {
@@ -136,7 +141,12 @@ async function main(): Promise<void> {
             c.dropped++
             if (!slot.everPaused) c.unpausedDropped++
             dropCodes[code] = (dropCodes[code] ?? 0) + 1
-            if (slot.bot) c.connected--
+            if (slot.bot) {
+              c.connected--
+              if (!slot.everPaused) c.unpausedConnected--
+            }
+            if (slot.paused) c.paused--
+            slot.paused = false
             slot.bot = null
           },
         },
@@ -146,6 +156,7 @@ async function main(): Promise<void> {
           c.pending--
           c.opened++
           c.connected++
+          c.unpausedConnected++
           slot.bot = bot
         },
         (err: Error) => {
@@ -158,9 +169,17 @@ async function main(): Promise<void> {
 
   // Inputs: one timer walks all bots; each sends at inputHz with a random-walk stick.
   const tick = setInterval(() => {
-    const now = performance.now()
     for (const s of slots) {
-      if (!s.bot || s.paused || now < s.nextInputAt) continue
+      if (!s.bot) continue
+      const now = performance.now()
+      // An input no state has reflected for STALE_MS counts at that age (a lower bound), so a server that stops answering shows in the tail.
+      while (s.tail !== s.head && now - (s.ringAt[s.tail % RING] as number) > STALE_MS) {
+        latency.record(STALE_MS * 1000)
+        if (!s.everPaused) latencyUnpaused.record(STALE_MS * 1000)
+        c.stale++
+        s.tail++
+      }
+      if (s.paused || now < s.nextInputAt) continue
       s.nextInputAt += interval
       if (s.nextInputAt < now) s.nextInputAt = now + interval
       s.mx = Math.max(-100, Math.min(100, s.mx + Math.round((Math.random() - 0.5) * 60)))
@@ -176,8 +195,10 @@ async function main(): Promise<void> {
   }, 10)
 
   let index = 0
+  let left = 0
+  let rate = 0
   let adding: NodeJS.Timeout | null = null
-  const report = () => {
+  const report = (flush = 0) => {
     const stats: BotStats = {
       ...c,
       dropCodes: { ...dropCodes },
@@ -188,18 +209,21 @@ async function main(): Promise<void> {
     }
     latency.reset()
     latencyUnpaused.reset()
-    send({ t: 'stats', stats })
+    send({ t: 'stats', stats, flush })
   }
-  const reporter = setInterval(report, 1000)
+  const reporter = setInterval(() => report(), 1000)
 
   process.on('message', (m: ToBots) => {
     switch (m.t) {
       case 'add': {
-        let left = m.n
-        const batch = Math.max(1, Math.ceil(m.perSecond / 50))
-        if (adding) clearInterval(adding)
+        // Queued after what is left of an earlier add; credit accrues per 20 ms so low rates are honoured.
+        left += m.n
+        rate = m.perSecond
+        if (adding) return
+        let credit = 0
         adding = setInterval(() => {
-          for (let i = 0; i < batch && left > 0; i++, left--) connectOne(index++)
+          credit = Math.min(credit + rate / 50, Math.max(1, rate / 50))
+          for (; credit >= 1 && left > 0; credit--, left--) connectOne(index++)
           if (left === 0 && adding) {
             clearInterval(adding)
             adding = null
@@ -208,16 +232,19 @@ async function main(): Promise<void> {
         return
       }
       case 'pause': {
-        const want = Math.round(m.fraction * slots.length)
-        let n = 0
-        for (const s of slots) {
-          const p = n < want
-          if (p) n++
+        // Spread evenly over the bots (so over the rooms): bot i pauses when the running share crosses an integer.
+        for (let i = 0; i < slots.length; i++) {
+          const s = slots[i] as Slot
+          const p = Math.floor((i + 1) * m.fraction) > Math.floor(i * m.fraction)
           if (!s.bot) continue
           if (p && !s.paused) {
             s.bot.pause()
             s.paused = true
             s.everPaused = true
+            if (!s.countedPaused) {
+              s.countedPaused = true
+              c.unpausedConnected--
+            }
           } else if (!p && s.paused) {
             s.bot.resume()
             s.paused = false
@@ -227,7 +254,7 @@ async function main(): Promise<void> {
         return
       }
       case 'flush':
-        report()
+        report(m.id)
         return
       case 'stop':
         clearInterval(tick)

@@ -19,8 +19,10 @@ export interface LoadOptions {
   readonly inputHz?: number
   /** One bot in this many checks every frame (default 20). */
   readonly checkEvery?: number
-  /** Source addresses 127.0.0.2 ... (default 8 of them). */
+  /** Source addresses; default: 127.0.0.2-9 when the server is on loopback, else the system's choice. */
   readonly addresses?: readonly string[]
+  /** Suffix of the server's tick-time histogram (default `tick_duration_seconds`). */
+  readonly tickMetric?: string
   readonly named?: number
   /** The server's Prometheus endpoint, if it has one. */
   readonly metricsUrl?: string
@@ -45,6 +47,10 @@ export interface WindowStats {
   readonly dropCodes: Record<string, number>
   readonly errors: number
   readonly errorSamples: string[]
+  /** Inputs no state reflected within a second (counted in the latency histograms at 1 s). */
+  readonly staleInputs: number
+  /** Whether both /metrics scrapes of the window succeeded. */
+  readonly scraped: boolean
   /** From /metrics: NaN when the server has none. */
   readonly tickP50Ms: number
   readonly tickP99Ms: number
@@ -60,18 +66,20 @@ export interface WindowStats {
 interface Proc {
   readonly child: ChildProcess
   last: BotStats | null
-  /** Resolved by the next stats message (see flush). */
-  waiters: (() => void)[]
+  /** Flush id -> resolve, answered by the stats message carrying that id. */
+  waiters: Map<number, () => void>
   latency: Histogram
   latencyUnpaused: Histogram
 }
 
-const ZERO_LAT = { p50: 0, p95: 0, p99: 0, max: 0, count: 0 }
+/** No input was answered in the window: not "0 ms" (which would look perfect) but unknown. */
+const NO_LAT = { p50: NaN, p95: NaN, p99: NaN, max: NaN, count: 0 }
 
 export class LoadRun {
   readonly opts: LoadOptions
   readonly #procs: Proc[]
   #asked = 0
+  #flushes = 0
 
   private constructor(opts: LoadOptions, procs: Proc[]) {
     this.opts = opts
@@ -84,17 +92,23 @@ export class LoadRun {
     // The compiled bot script, also when this module runs from source (tests under a TypeScript loader).
     const here = fileURLToPath(import.meta.url)
     const script = here.endsWith('.ts') ? join(dirname(here), '../../dist/bench/load/bots.js') : join(dirname(here), 'bots.js')
-    const addresses = opts.addresses ?? Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`)
+    const host = new URL(opts.url).hostname
+    const loopback = host === 'localhost' || host.startsWith('127.') || host === '[::1]'
+    const addresses = opts.addresses ?? (loopback && host !== '[::1]' ? Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`) : [])
     const procs: Proc[] = []
     for (let i = 0; i < n; i++) {
       const child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] })
-      const p: Proc = { child, last: null, waiters: [], latency: new Histogram(), latencyUnpaused: new Histogram() }
+      const p: Proc = { child, last: null, waiters: new Map(), latency: new Histogram(), latencyUnpaused: new Histogram() }
       child.on('message', (m: FromBots) => {
         if (m.t !== 'stats') return
         p.last = m.stats
         p.latency.add(m.stats.latency.counts, m.stats.latency.max, m.stats.latency.sum)
         p.latencyUnpaused.add(m.stats.latencyUnpaused.counts, m.stats.latencyUnpaused.max, m.stats.latencyUnpaused.sum)
-        for (const w of p.waiters.splice(0)) w()
+        const w = p.waiters.get(m.flush)
+        if (w) {
+          p.waiters.delete(m.flush)
+          w()
+        }
       })
       await new Promise<void>((resolve, reject) => {
         child.once('message', (m: FromBots) => (m.t === 'ready' ? resolve() : undefined))
@@ -149,6 +163,8 @@ export class LoadRun {
       unpausedStateMsgs: g('unpausedStateMsgs'),
       unpausedStateBytes: g('unpausedStateBytes'),
       unpausedDropped: g('unpausedDropped'),
+      unpausedConnected: g('unpausedConnected'),
+      stale: g('stale'),
     }
   }
 
@@ -165,7 +181,7 @@ export class LoadRun {
       if (share > 0) p.child.send({ t: 'add', n: share, perSecond: perSecond / k } satisfies ToBots)
     })
     this.#asked += n
-    const end = Date.now() + timeoutMs
+    const end = Date.now() + timeoutMs + (n / perSecond) * 1000
     const target = this.#asked
     await sleep(1100)
     for (;;) {
@@ -182,13 +198,14 @@ export class LoadRun {
 
   /** Has every bot process report now; resolves when all have. */
   async flush(): Promise<void> {
+    const id = ++this.#flushes
     await Promise.all(
       this.#procs.map(
         (p) =>
           new Promise<void>((resolve) => {
             if (p.child.exitCode !== null) return resolve()
-            p.waiters.push(resolve)
-            p.child.send({ t: 'flush' } satisfies ToBots)
+            p.waiters.set(id, resolve)
+            p.child.send({ t: 'flush', id } satisfies ToBots)
           }),
       ),
     )
@@ -196,35 +213,42 @@ export class LoadRun {
 
   /** Measures over `ms`: bot counters, latency, and the server's /metrics and CPU. */
   async window(ms: number, onProgress?: (line: string) => void): Promise<WindowStats> {
+    // Order: scrape, CPU, flush (counters), clock ... clock, flush, CPU, scrape: the scrapes' own cost stays outside.
+    const m0 = await this.#scrape()
+    const serverPids = this.opts.serverPid ? processTree(this.opts.serverPid) : []
+    const botPids = this.#procs.map((p) => p.child.pid ?? 0)
+    const cpu0 = cpuSeconds(serverPids)
+    const bot0 = cpuSeconds(botPids)
     await this.flush() // counters as of now; latency counted from here
     for (const p of this.#procs) {
       p.latency.reset()
       p.latencyUnpaused.reset()
     }
     const t0 = this.totals()
-    const m0 = await this.#scrape()
-    const serverPids = this.opts.serverPid ? processTree(this.opts.serverPid) : []
-    const botPids = this.#procs.map((p) => p.child.pid ?? 0)
-    const cpu0 = cpuSeconds(serverPids)
-    const bot0 = cpuSeconds(botPids)
     const start = performance.now()
     let playerSeconds = 0
+    let unpausedSeconds = 0
     let lastAt = start
-    while (performance.now() - start < ms) {
-      await sleep(Math.min(1000, ms - (performance.now() - start)))
+    const accrue = () => {
       const now = performance.now()
       const tt = this.totals()
       playerSeconds += (tt.connected * (now - lastAt)) / 1000
+      unpausedSeconds += (tt.unpausedConnected * (now - lastAt)) / 1000
       lastAt = now
+      return tt
+    }
+    while (performance.now() - start < ms) {
+      await sleep(Math.min(1000, ms - (performance.now() - start)))
+      const tt = accrue()
       onProgress?.(`players ${tt.connected}  msgs ${tt.stateMsgs}  dropped ${tt.dropped}  errors ${tt.errors}`)
     }
     await this.flush()
     const seconds = (performance.now() - start) / 1000
-    playerSeconds += (this.totals().connected * (performance.now() - lastAt)) / 1000
+    accrue()
     const t1 = this.totals()
-    const m1 = await this.#scrape()
     const cpu = cpuSeconds(serverPids) - cpu0
     const botCpu = cpuSeconds(botPids) - bot0
+    const m1 = await this.#scrape()
     const lat = new Histogram()
     const latU = new Histogram()
     for (const p of this.#procs) {
@@ -232,15 +256,21 @@ export class LoadRun {
       latU.merge(p.latencyUnpaused)
     }
     const players = t1.connected
-    const unpausedPlayers = Math.max(1, players - t1.paused)
     const codes: Record<string, number> = {}
     for (const [k, v] of Object.entries(t1.dropCodes)) {
       const d = v - (t0.dropCodes[k] ?? 0)
       if (d > 0) codes[k] = d
     }
-    const tickMs = (q: number) => (m0 && m1 ? windowQuantile(m0, m1, 'tick_duration_seconds', q) * 1000 : NaN)
-    const counterDelta = (name: string) => (m0 && m1 ? total(m1, name) - total(m0, name) : NaN)
-    const playerTicks = playerSeconds * this.opts.tickHz
+    const tickMs = (q: number) => (m0 && m1 ? windowQuantile(m0, m1, this.opts.tickMetric ?? 'tick_duration_seconds', q) * 1000 : NaN)
+    // The first of `names` the server exports; NaN when it has none of them (a peer without that counter).
+    const counterDelta = (...names: string[]) => {
+      if (!m0 || !m1) return NaN
+      for (const name of names) if ([...m1.keys()].some((k) => k === name || k.startsWith(name + '{'))) return total(m1, name) - total(m0, name)
+      return NaN
+    }
+    // Player-ticks actually served: the state messages the bots received. An overloaded server that runs
+    // fewer ticks than its rate (or skips frames) serves fewer, so its CPU is not spread over ticks it never ran.
+    const playerTicks = t1.stateMsgs - t0.stateMsgs
     return {
       seconds,
       players,
@@ -248,7 +278,7 @@ export class LoadRun {
       latencyUnpausedMs: summary(latU),
       msgsPerPlayerSec: (t1.stateMsgs - t0.stateMsgs + t1.otherMsgs - t0.otherMsgs) / Math.max(1, playerSeconds),
       bytesPerPlayerSec: (t1.stateBytes - t0.stateBytes + t1.otherBytes - t0.otherBytes) / Math.max(1, playerSeconds),
-      unpausedBytesPerPlayerSec: (t1.unpausedStateBytes - t0.unpausedStateBytes) / Math.max(1, unpausedPlayers * seconds),
+      unpausedBytesPerPlayerSec: (t1.unpausedStateBytes - t0.unpausedStateBytes) / Math.max(1, unpausedSeconds),
       dropped: t1.dropped - t0.dropped,
       unpausedDropped: t1.unpausedDropped - t0.unpausedDropped,
       dropCodes: codes,
@@ -256,8 +286,10 @@ export class LoadRun {
       errorSamples: t1.errorSamples,
       tickP50Ms: tickMs(0.5),
       tickP99Ms: tickMs(0.99),
-      overruns: counterDelta('tickwire_tick_overruns_total'),
+      overruns: counterDelta('tickwire_tick_overruns_total', 'peer_tick_overruns_total'),
       skippedDeltas: counterDelta('tickwire_deltas_skipped_total'),
+      staleInputs: t1.stale - t0.stale,
+      scraped: m0 !== null && m1 !== null,
       cpuUsPerPlayerTick: serverPids.length > 0 && playerTicks > 0 ? (cpu * 1e6) / playerTicks : NaN,
       serverCores: serverPids.length > 0 ? cpu / seconds : NaN,
       botCores: botCpu / seconds,
@@ -290,7 +322,7 @@ export class LoadRun {
 }
 
 function summary(h: Histogram): WindowStats['latencyMs'] {
-  if (h.count === 0) return ZERO_LAT
+  if (h.count === 0) return NO_LAT
   return { p50: h.quantile(0.5) / 1000, p95: h.quantile(0.95) / 1000, p99: h.quantile(0.99) / 1000, max: h.max / 1000, count: h.count }
 }
 

@@ -11,7 +11,7 @@ export type ToBots =
       readonly inputHz: number
       /** One bot in this many decodes and checks everything it receives (1: all). */
       readonly checkEvery: number
-      /** Source addresses to spread connections over. */
+      /** Source addresses to spread connections over; empty: the system's choice. */
       readonly addresses: readonly string[]
       /** Share of bots (0..1) that join named rooms instead of quick play. */
       readonly named: number
@@ -22,8 +22,8 @@ export type ToBots =
   | { readonly t: 'add'; readonly n: number; readonly perSecond: number }
   /** Stop reading on this share of the bots (0..1), or read again (0). */
   | { readonly t: 'pause'; readonly fraction: number }
-  /** Report now (a window starts or ends). */
-  | { readonly t: 'flush' }
+  /** Report now (a window starts or ends); the report carries `id`. */
+  | { readonly t: 'flush'; readonly id: number }
   | { readonly t: 'stop' }
 
 /** Counters since the bot process started (the latency counts are since the last report). */
@@ -52,6 +52,13 @@ export interface BotStats {
   readonly unpausedStateMsgs: number
   readonly unpausedStateBytes: number
   readonly unpausedDropped: number
+  /** Bots connected that were never paused. */
+  readonly unpausedConnected: number
+  /** Inputs no state reflected within STALE_MS: counted in the latency histograms at that age (a lower bound). */
+  readonly stale: number
 }
 
-export type FromBots = { readonly t: 'ready' } | { readonly t: 'stats'; readonly stats: BotStats }
+/** An input not reflected after this long is recorded at this age and given up on. */
+export const STALE_MS = 1000
+
+export type FromBots = { readonly t: 'ready' } | { readonly t: 'stats'; readonly stats: BotStats; readonly flush: number }

@@ -59,7 +59,7 @@ function setConnection(c: Connection, message?: string): void {
 // ---- input: keys, and a touch stick ----
 
 const keys = new Set<string>()
-let touch: { x0: number; y0: number; mx: number; my: number } | null = null
+let touch: { id: number; x0: number; y0: number; mx: number; my: number } | null = null
 const KEYMAP: Record<string, [number, number]> = {
   ArrowLeft: [-1, 0], KeyA: [-1, 0], ArrowRight: [1, 0], KeyD: [1, 0],
   ArrowUp: [0, -1], KeyW: [0, -1], ArrowDown: [0, 1], KeyS: [0, 1],
@@ -73,15 +73,15 @@ addEventListener('keydown', (e) => {
 addEventListener('keyup', (e) => keys.delete(e.code))
 addEventListener('blur', () => keys.clear())
 canvas.addEventListener('pointerdown', (e) => {
-  if (e.pointerType === 'mouse') return
-  touch = { x0: e.clientX, y0: e.clientY, mx: 0, my: 0 }
+  if (e.pointerType === 'mouse' || touch) return // one finger steers; others are ignored
+  touch = { id: e.pointerId, x0: e.clientX, y0: e.clientY, mx: 0, my: 0 }
   stickEl.hidden = false
   stickEl.style.left = `${e.clientX}px`
   stickEl.style.top = `${e.clientY}px`
   canvas.setPointerCapture(e.pointerId)
 })
 canvas.addEventListener('pointermove', (e) => {
-  if (!touch) return
+  if (!touch || e.pointerId !== touch.id) return
   const dx = e.clientX - touch.x0
   const dy = e.clientY - touch.y0
   const len = Math.hypot(dx, dy)
@@ -90,7 +90,8 @@ canvas.addEventListener('pointermove', (e) => {
   touch.my = Math.round((dy * k * 100) / 60)
   knob.style.transform = `translate(${dx * k}px, ${dy * k}px)`
 })
-const endTouch = () => {
+const endTouch = (e: PointerEvent) => {
+  if (!touch || e.pointerId !== touch.id) return
   touch = null
   stickEl.hidden = true
   knob.style.transform = ''
@@ -139,6 +140,9 @@ function newPredictor(tickHz: number): InputPredictor {
 }
 
 let lastSent: [number, number] | null = null
+/** False from a (re)start until the first STATE has placed our avatar: the camera holds still meanwhile. */
+let synced = false
+let camera = { x: 0, y: 0 }
 
 function attach(c: TickwireClient): void {
   client = c
@@ -146,9 +150,12 @@ function attach(c: TickwireClient): void {
   interp = new SnapshotInterpolator({ tickHz: w.tickHz, fields: w.fields, interpolate: ['x', 'y'] })
   predictor = newPredictor(w.tickHz)
   lastSent = null
+  synced = false
+  bytesMark = { at: performance.now(), bytes: c.bytesReceived, rate: 0 }
   const restart = () => {
     interp?.reset()
     predictor?.reset()
+    synced = false
     lastSent = null // after a reconnect the server holds a neutral input: send the stick again
   }
   c.on('state', (frame, result) => {
@@ -158,7 +165,10 @@ function attach(c: TickwireClient): void {
     const me = c.welcome.entityId
     const x = c.table.get(me, 'x')
     const y = c.table.get(me, 'y')
-    if (x !== undefined && y !== undefined) predictor?.reconcile([x, y], frame.inputSeq, frame.tick)
+    if (x !== undefined && y !== undefined) {
+      predictor?.reconcile([x, y], frame.inputSeq, frame.tick)
+      synced = true
+    }
     if (connection !== 'playing') setConnection('playing')
   })
   c.on('pong', (rtt, players) => {
@@ -183,6 +193,7 @@ function attach(c: TickwireClient): void {
   c.on('close', (code, reason) => {
     client = null
     setConnection('offline', `Disconnected: ${closeCodeName(code) ?? code} ${reason}. Trying again…`)
+    attempt = 1 // keep the banner up while we retry
     setTimeout(() => void connect(), 2000)
   })
   showRoom(w.roomId)
@@ -268,9 +279,12 @@ function draw(now: number): void {
     }
     p.advance(now)
     const me = c.welcome.entityId
-    const pos = p.sample(now)
-    const cx = pos[0] as number
-    const cy = pos[1] as number
+    if (synced) {
+      const pos = p.sample(now)
+      camera = { x: pos[0] as number, y: pos[1] as number }
+    }
+    const cx = camera.x
+    const cy = camera.y
     ctx.save()
     const ox = Math.round(w / 2 - cx)
     const oy = Math.round(h / 2 - cy)
@@ -317,10 +331,15 @@ function draw(now: number): void {
         ctx.arc(x, y, AVATAR_RADIUS, 0, Math.PI * 2)
         ctx.fill()
         ctx.fillStyle = '#e6edf3'
-        ctx.fillText(String(v[scoreIx] ?? 0), x, y + 4)
+        ctx.fillText(String(v[scoreIx] ?? 0), x, y - AVATAR_RADIUS - 5) // above the avatar, not over it
       }
     }
-    // Our avatar, predicted, on top.
+    // Our avatar, predicted, on top (not before the first state has placed it).
+    if (!synced) {
+      ctx.restore()
+      requestAnimationFrame(draw)
+      return
+    }
     ctx.fillStyle = colorOf(me)
     ctx.beginPath()
     ctx.arc(cx, cy, AVATAR_RADIUS, 0, Math.PI * 2)
