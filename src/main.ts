@@ -122,11 +122,14 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     tickBudgetSeconds: dt,
   })
   let endpoint: MetricsEndpoint | null = null
-  const stop = async (drainMs?: number): Promise<void> => {
-    loop.stop()
-    await server.shutdown(drainMs)
-    endpoint?.close()
-  }
+  let stopped: Promise<void> | null = null
+  // Once: a second stop (a signal during a tick-exhaustion stop, a test teardown) returns the first one's promise.
+  const stop = (drainMs?: number): Promise<void> =>
+    (stopped ??= (async () => {
+      loop.stop()
+      await server.shutdown(drainMs)
+      endpoint?.close()
+    })())
   const port = await server.listen()
   let directPort = 0
   if (opts.directPort !== undefined) {

@@ -40,9 +40,14 @@ export function serveMetrics(
     // Exclusive: a second process on the same metrics port must fail loudly, not share it.
     listenExclusive(app, host, port, (sock: us_listen_socket | false) => {
       if (!sock) return reject(new Error(`cannot listen for metrics on ${host}:${port} (in use, or not permitted)`))
+      let open = true
       resolve({
         port: uWS.us_socket_local_port(sock as never),
-        close: () => uWS.us_listen_socket_close(sock),
+        // Idempotent: closing a listen socket twice is a use-after-free in uWS (a segfault).
+        close: () => {
+          if (open) uWS.us_listen_socket_close(sock)
+          open = false
+        },
       })
     })
   })
