@@ -38,6 +38,8 @@ export interface BenchResult {
   readonly slow: Partial<Record<ServerName, SlowRun>>
   profiles: { file: string; top: { fn: string; ms: number; pct: number }[] }[]
   readonly notes: string[]
+  /** Written after looking at a run (added to the JSON by hand, then `node dist/bench/run.js --render FILE.json`). */
+  analysis?: string[]
 }
 
 const f = (n: number | undefined, d = 1) => (n !== undefined && Number.isFinite(n) ? n.toFixed(d) : 'n/a')
@@ -221,10 +223,11 @@ export function renderReport(r: BenchResult, base: string): { md: string; svgs: 
     L.push('', '## Where tickwire spends its CPU (`node --cpu-prof` of each process, in a separate 15 s run of the fixed scenario; self time)', '')
     for (const p of r.profiles) {
       L.push(`\`${p.file}\`:`, '')
-      L.push(table(['function', 'ms', '%'], p.top.map((t) => [`\`${t.fn}\``, f(t.ms, 0), f(t.pct, 1)])))
+      L.push(table(['function', 'ms', '% of the run'], p.top.map((t) => [`\`${t.fn}\``, f(t.ms, 0), f(t.pct, 1)])))
       L.push('')
     }
   }
+  if (r.analysis?.length) L.push('', '## What limits tickwire here', '', ...r.analysis.map((n) => `- ${n}`))
   if (r.notes.length) L.push('', '## Notes', '', ...r.notes.map((n) => `- ${n}`))
   return { md: L.join('\n') + '\n', svgs }
 }

@@ -274,6 +274,19 @@ function profileSummary(dir: string): { file: string; top: { fn: string; ms: num
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // --render FILE.json: write the report again from a saved result (e.g. after adding an analysis).
+  const ri = argv.indexOf('--render')
+  if (ri >= 0) {
+    const file = argv[ri + 1] as string
+    const result = JSON.parse(readFileSync(file, 'utf8')) as BenchResult
+    const base = file.replace(/\.json$/, '').split('/').pop() as string
+    const dir = file.slice(0, file.length - base.length - '.json'.length)
+    const { md, svgs } = renderReport(result, base)
+    for (const [f, svg] of Object.entries(svgs)) writeFileSync(join(dir, f), svg)
+    writeFileSync(join(dir, `${base}.md`), md)
+    log(`wrote ${join(dir, base)}.md`)
+    return
+  }
   const quick = argv.includes('--quick')
   const plan = quick ? QUICK : FULL
   const pick = (flag: string, all: string[]) => {

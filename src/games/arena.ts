@@ -23,6 +23,22 @@ export const ORB_SPEED_MAX = 90 // world units per second
 /** World side per sqrt(entity): about one entity per 130 x 130 units. */
 const SPACING = 130
 
+/**
+ * An avatar's velocity (world units per second) for a stick input: the
+ * vector's length is clamped to 100, so a diagonal is no faster. Shared with
+ * the browser client's prediction, so both move an avatar alike.
+ */
+export function stickVelocity(mx: number, my: number, out: { vx: number; vy: number } = { vx: 0, vy: 0 }): { vx: number; vy: number } {
+  const len = Math.sqrt(mx * mx + my * my)
+  const k = len > 100 ? 100 / len : 1
+  out.vx = ((mx * k) / 100) * AVATAR_SPEED
+  out.vy = ((my * k) / 100) * AVATAR_SPEED
+  return out
+}
+
+/** Scratch for `input`: no allocation per input. */
+const velocity = { vx: 0, vy: 0 }
+
 export function arenaLayout(maxPlayers: number): RoomLayout & { orbs: number } {
   const orbs = Math.max(60, 2 * maxPlayers)
   const side = Math.round(SPACING * Math.sqrt(maxPlayers + orbs))
@@ -103,15 +119,9 @@ class ArenaRoom implements GameRoom {
   }
 
   input(entity: number, values: Int32Array): void {
-    let mx = values[0] as number
-    let my = values[1] as number
-    const len = Math.sqrt(mx * mx + my * my)
-    if (len > 100) {
-      mx = (mx * 100) / len
-      my = (my * 100) / len
-    }
-    this.#vx[entity] = (mx / 100) * AVATAR_SPEED
-    this.#vy[entity] = (my / 100) * AVATAR_SPEED
+    stickVelocity(values[0] as number, values[1] as number, velocity)
+    this.#vx[entity] = velocity.vx
+    this.#vy[entity] = velocity.vy
   }
 
   step(dt: number): void {

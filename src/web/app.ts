@@ -9,7 +9,7 @@
  * STATE). `window.tickwire` exposes the replicated state for tests.
  */
 import { InputPredictor, SnapshotInterpolator, TickwireClient, closeCodeName } from '../client/index.js'
-import { AVATAR_RADIUS, AVATAR_SPEED, Kind, ORB_RADIUS } from '../games/arena.js'
+import { AVATAR_RADIUS, Kind, ORB_RADIUS, stickVelocity } from '../games/arena.js'
 
 type Connection = 'connecting' | 'playing' | 'reconnecting' | 'offline'
 
@@ -124,17 +124,11 @@ function newPredictor(tickHz: number): InputPredictor {
     tickHz,
     state: [0, 0],
     input: [0, 0],
-    // The arena's movement rule (src/games/arena.ts): stick length clamped to 100, straight-line move, walls.
+    // The arena's movement rule (src/games/arena.ts): the server's own stick-to-velocity, straight-line move, walls.
     step: (s, input, dt, out) => {
-      let mx = input[0] as number
-      let my = input[1] as number
-      const len = Math.hypot(mx, my)
-      if (len > 100) {
-        mx = (mx * 100) / len
-        my = (my * 100) / len
-      }
-      out[0] = clampX((s[0] as number) + (mx / 100) * AVATAR_SPEED * dt)
-      out[1] = clampY((s[1] as number) + (my / 100) * AVATAR_SPEED * dt)
+      const v = stickVelocity(input[0] as number, input[1] as number)
+      out[0] = clampX((s[0] as number) + v.vx * dt)
+      out[1] = clampY((s[1] as number) + v.vy * dt)
     },
   })
 }
