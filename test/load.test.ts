@@ -177,13 +177,14 @@ t.test('smoke: a few dozen bots against a real tickwire; every field of the wind
 
   // The CLI on the same server: a JSON report, exit 0.
   const out = join(mkdtempSync(join(tmpdir(), 'tickwire-load-')), 'r.json')
-  const r = spawnSync(process.execPath, [cli, '--url', `ws://127.0.0.1:${port}/play`, '--players', '20', '--duration', '2', '--processes', '1', '--metrics-url', `http://127.0.0.1:${metricsPort}/metrics`, '--server-pid', String(server.pid), '--json', out], { encoding: 'utf8', timeout: 30000 })
+  const r = spawnSync(process.execPath, [cli, '--url', `ws://127.0.0.1:${port}/play`, '--players', '20', '--duration', '2', '--processes', '1', '--metrics-url', `http://127.0.0.1:${metricsPort}/metrics`, '--json', out], { encoding: 'utf8', timeout: 30000 })
   t.equal(r.status, 0, r.stderr.slice(-500))
   t.match(r.stdout, /latency ms\s+p50 \d/)
   const j = JSON.parse(readFileSync(out, 'utf8')) as { window: WindowStats; totals: { opened: number } }
   t.equal(j.window.players, 20)
   t.equal(j.totals.opened, 20)
   t.ok(Number.isFinite(j.window.tickP99Ms) && j.window.latencyMs.count > 0)
+  t.ok(j.window.cpuUsPerPlayerTick > 0, `without --server-pid, CPU comes from the server's process_cpu_seconds_total: ${j.window.cpuUsPerPlayerTick} us`)
 })
 
 t.test('CLI: bad options exit 2 with a clear message; --help exits 0', async (t) => {

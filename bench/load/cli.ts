@@ -29,7 +29,7 @@ const OPTIONS: Record<string, Opt> = {
   'source-addresses': { default: '', doc: 'comma list of local addresses to connect from (default: 127.0.0.2-9 for a loopback server, else the system\'s choice)' },
   adapter: { default: 'tickwire', doc: 'tickwire | ws-json | colyseus' },
   'metrics-url': { default: '', doc: "server's /metrics (default: http://<host>:9464/metrics for tickwire; '-' for none)" },
-  'server-pid': { default: '0', doc: 'server pid, to read its CPU (and its children\'s) from /proc (same machine only)' },
+  'server-pid': { default: '0', doc: 'server pid, to read its CPU (and its children\'s) from /proc (same machine only); default: process_cpu_seconds_total from --metrics-url' },
   'tick-hz': { default: '0', doc: 'server tick rate (default: from tickwire_tick_budget_seconds, else 30)' },
   json: { default: '', doc: 'also write the report as JSON to this file' },
 }

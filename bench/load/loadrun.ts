@@ -271,6 +271,8 @@ export class LoadRun {
     // Player-ticks actually served: the state messages the bots received. An overloaded server that runs
     // fewer ticks than its rate (or skips frames) serves fewer, so its CPU is not spread over ticks it never ran.
     const playerTicks = t1.stateMsgs - t0.stateMsgs
+    // CPU from /proc on this machine; for a remote server, from its /metrics (process_cpu_seconds_total of every worker).
+    const serverCpu = serverPids.length > 0 ? cpu : counterDelta('process_cpu_seconds_total')
     return {
       seconds,
       players,
@@ -290,8 +292,8 @@ export class LoadRun {
       skippedDeltas: counterDelta('tickwire_deltas_skipped_total'),
       staleInputs: t1.stale - t0.stale,
       scraped: m0 !== null && m1 !== null,
-      cpuUsPerPlayerTick: serverPids.length > 0 && playerTicks > 0 ? (cpu * 1e6) / playerTicks : NaN,
-      serverCores: serverPids.length > 0 ? cpu / seconds : NaN,
+      cpuUsPerPlayerTick: serverCpu > 0 && playerTicks > 0 ? (serverCpu * 1e6) / playerTicks : NaN,
+      serverCores: serverCpu >= 0 ? serverCpu / seconds : NaN,
       botCores: botCpu / seconds,
     }
   }
