@@ -68,7 +68,10 @@ export async function startServer(name: ServerName, tickHz: number, extra: strin
   const end = Date.now() + 30_000
   while (!ready()) {
     if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}: ${out.slice(-2000)}`)
-    if (Date.now() > end) throw new Error(`${name} did not start: ${out.slice(-2000)}`)
+    if (Date.now() > end) {
+      child.kill('SIGKILL') // never leave a server behind
+      throw new Error(`${name} did not start: ${out.slice(-2000)}`)
+    }
     await sleep(50)
   }
   await sleep(300) // a supervisor logs before its last worker; and let peers finish booting
