@@ -54,11 +54,14 @@ function freePort(): Promise<number> {
   })
 }
 
+/** Extra command-line options for tickwire (`--tickwire-args "--workers 1"`). */
+let tickwireArgs: string[] = []
+
 /** Starts a server and waits until it accepts connections (its log says so, or its port answers). */
 export async function startServer(name: ServerName, tickHz: number, extra: string[] = [], nodeArgs: string[] = []): Promise<Running> {
   const port = await freePort()
   const metricsPort = await freePort()
-  const spec = SERVERS[name](port, metricsPort, tickHz, extra)
+  const spec = SERVERS[name](port, metricsPort, tickHz, name === 'tickwire' ? [...tickwireArgs, ...extra] : extra)
   const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...spec.cmd], { stdio: ['ignore', 'pipe', 'pipe'], cwd: root })
   let out = ''
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
@@ -302,9 +305,13 @@ export async function main(argv: string[]): Promise<void> {
     const i = argv.indexOf('--out')
     return i >= 0 ? (argv[i + 1] as string) : join(root, 'bench/results')
   })()
+  const ta = argv.indexOf('--tickwire-args')
+  if (ta >= 0) tickwireArgs = (argv[ta + 1] ?? '').split(' ').filter((x) => x !== '')
+  const tg = argv.indexOf('--tag')
+  const tag = tg >= 0 ? `-${argv[tg + 1] ?? ''}` : ''
   const m: Machine = machine()
   const date = new Date().toISOString().slice(0, 10)
-  const base = `${date}-${m.hostname}${quick ? '-quick' : ''}`
+  const base = `${date}-${m.hostname}${tag}${quick ? '-quick' : ''}`
   mkdirSync(outDir, { recursive: true })
   const profileDir = join(outDir, `${base}-profiles`)
   const result: BenchResult = {
