@@ -54,6 +54,9 @@ function freePort(): Promise<number> {
   })
 }
 
+/** What is running now, so that Ctrl-C or a kill leaves no server or bot process behind. */
+const live = new Set<{ stop(): Promise<void> }>()
+
 /** Extra command-line options for tickwire (`--tickwire-args "--workers 1"`). */
 let tickwireArgs: string[] = []
 
@@ -78,18 +81,21 @@ export async function startServer(name: ServerName, tickHz: number, extra: strin
     await sleep(50)
   }
   await sleep(300) // a supervisor logs before its last worker; and let peers finish booting
-  return {
+  const running: Running = {
     pid: child.pid ?? 0,
     url: spec.url,
     metricsUrl: spec.metricsUrl,
     stop: () =>
       new Promise<void>((resolve) => {
+        live.delete(running)
         if (child.exitCode !== null) return resolve()
         child.once('exit', () => resolve())
         child.kill('SIGTERM')
         setTimeout(() => child.kill('SIGKILL'), 15_000).unref()
       }),
   }
+  live.add(running)
+  return running
 }
 
 interface Plan {
@@ -140,7 +146,7 @@ const log = (s: string) => process.stderr.write(s + '\n')
 const RAMP = 200
 
 async function load(name: ServerName, srv: Running, tickHz: number, plan: Plan): Promise<LoadRun> {
-  return LoadRun.start({
+  const run = await LoadRun.start({
     adapter: name,
     url: srv.url,
     metricsUrl: srv.metricsUrl,
@@ -152,6 +158,15 @@ async function load(name: ServerName, srv: Running, tickHz: number, plan: Plan):
     // Colyseus runs each room on its own timers; its whole-process work per tick period is this histogram.
     tickMetric: name === 'colyseus' ? 'period_busy_seconds' : 'tick_duration_seconds',
   })
+  const stopBots = run.stop.bind(run)
+  const entry = {
+    stop: async () => {
+      live.delete(entry)
+      await stopBots()
+    },
+  }
+  live.add(entry)
+  return Object.assign(run, { stop: entry.stop })
 }
 
 /** Scenario (i): add players step by step until tick p99 > half the budget or latency p99 > 100 ms. */
@@ -348,6 +363,12 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      log(`${sig}: stopping the servers and bots under test`)
+      void Promise.all([...live].map((x) => x.stop())).then(() => process.exit(130))
+    })
+  }
   main(process.argv.slice(2)).catch((err: Error) => {
     process.stderr.write(`bench: ${err.stack ?? err.message}\n`)
     process.exit(1)
