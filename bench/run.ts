@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { freePort } from '../src/net/ports.js'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadAverage, machine, type Machine } from './lib/report.js'
@@ -43,16 +43,6 @@ const SERVERS: Record<ServerName, (port: number, metricsPort: number, tickHz: nu
   }),
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no port'))))
-    })
-  })
-}
 
 /** What is running now, so that Ctrl-C or a kill leaves no server or bot process behind. */
 const live = new Set<{ stop(): Promise<void> }>()

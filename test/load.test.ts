@@ -67,6 +67,9 @@ t.test('scraping: window quantiles from real prom-client histograms, totals acro
   t.ok(Math.abs(windowQuantile(before, after, 'tick_duration_seconds', 0.99) - 0.00398) < 1e-9)
   t.ok(Number.isNaN(windowQuantile(after, after, 'tick_duration_seconds', 0.5)), 'nothing observed: NaN')
   t.throws(() => parseMetrics('garbage line here\n'), /not a Prometheus sample line/)
+  const odd = parseMetrics('a Nan\nb +Inf\nc -inf\nd 1.5e-3 1700000000000\n')
+  t.ok(Number.isNaN(odd.get('a')), 'Nan, as prom-client writes it')
+  t.same([odd.get('b'), odd.get('c'), odd.get('d')], [Infinity, -Infinity, 0.0015], 'infinities and a timestamped sample')
 })
 
 t.test('CPU of a process tree, from /proc', async (t) => {

@@ -12,11 +12,19 @@ export function parseMetrics(text: string): Samples {
   const out: Samples = new Map()
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) ([-+]?(?:[0-9][0-9.eE+-]*|Inf|NaN))(?: \d+)?$/.exec(line)
+    // Values as Go's ParseFloat reads them: NaN and Inf in any case (prom-client writes `Nan`).
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) ([-+]?(?:[0-9][0-9.eE+-]*|[Ii]nf|[Nn]a[Nn]))(?: \d+)?$/.exec(line)
     if (!m) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line.slice(0, 200))}`)
-    out.set(m[1] as string, Number(m[2]))
+    out.set(m[1] as string, toNumber(m[2] as string))
   }
   return out
+}
+
+/** A sample value: a float, or NaN / +Inf / -Inf in any case (JavaScript's Number() knows only `Infinity`). */
+function toNumber(v: string): number {
+  const inf = /^([-+]?)inf$/i.exec(v)
+  if (inf) return inf[1] === '-' ? -Infinity : Infinity
+  return /^[-+]?nan$/i.test(v) ? NaN : Number(v)
 }
 
 /** GETs and parses a /metrics URL; rejects after `timeoutMs`. */

@@ -11,9 +11,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import type { Adapter } from '../load/adapter.js'
+import { freePort } from '../../src/net/ports.js'
+export { freePort }
 
 export type PeerName = 'ws-json' | 'colyseus'
 
@@ -133,15 +134,3 @@ function stop(child: ChildProcess, timeoutMs: number): Promise<number | null> {
   })
 }
 
-/** A port free right now on `host` (the OS picks it; another process may take it before you do). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, host, () => {
-      const a = s.address()
-      const port = typeof a === 'object' && a ? a.port : 0
-      s.close(() => resolve(port))
-    })
-  })
-}

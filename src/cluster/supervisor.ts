@@ -10,7 +10,6 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import client from 'prom-client'
 import { ConfigError, type Config } from '../config.js'
@@ -20,6 +19,7 @@ import { assertNativeUws } from '../net/uws.js'
 import { Directory } from './directory.js'
 import { WORKER_ENV, type MetricsSnapshot, type ToSupervisor, type ToWorker } from './ipc.js'
 import { MetricsMerger } from './merge.js'
+import { freePort } from '../net/ports.js'
 
 /** Restart backoff: the first replacement starts at once, the next after this, doubling per consecutive crash, up to the cap. */
 export const RESTART_BASE_MS = 200
@@ -325,14 +325,3 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
   }
 }
 
-/** A port free on `host` a moment ago (the kernel's pick for port 0). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, host, () => {
-      const addr = srv.address()
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no free port'))))
-    })
-  })
-}

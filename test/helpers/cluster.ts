@@ -19,13 +19,16 @@ export interface Cluster {
   readonly exited: Promise<number | null>
 }
 
-/** Starts `main.js --workers N` on free ports and resolves once the supervisor reports all workers serving. */
+/**
+ * Starts `main.js --workers N` and resolves once the supervisor reports all workers serving.
+ * `--port 0`: the supervisor picks the public port and each worker's direct port is the kernel's
+ * pick (a fixed `port + 1 + i` could collide with other tests' ephemeral client ports).
+ */
 export async function startCluster(workers: number, args: string[] = []): Promise<Cluster> {
-  const port = await freePort()
   const metricsPort = await freePort()
   const child = spawn(
     process.execPath,
-    [main, '--workers', String(workers), '--port', String(port), '--metrics-port', String(metricsPort), '--host', '127.0.0.1', '--metrics-host', '127.0.0.1', ...args],
+    [main, '--workers', String(workers), '--port', '0', '--metrics-port', String(metricsPort), '--host', '127.0.0.1', '--metrics-host', '127.0.0.1', ...args],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   )
   let err = ''
@@ -36,6 +39,7 @@ export async function startCluster(workers: number, args: string[] = []): Promis
   const line = err.split('\n').find((l) => l.includes('supervisor listening')) as string
   const pids = JSON.parse(/pids=(\[[^\]]*\])/.exec(line)?.[1] ?? '[]') as number[]
   const directPorts = JSON.parse(/directPorts=(\[[^\]]*\])/.exec(line)?.[1] ?? '[]') as number[]
+  const port = Number(/ port=(\d+)/.exec(line)?.[1])
   return { child, port, metricsPort, url: `ws://127.0.0.1:${port}/play`, pids, directPorts, stderr: () => err, exited }
 }
 

@@ -1,9 +1,10 @@
 /** Test helpers: a real tickwire on port 0 in this process, and small waiting utilities. */
-import { createServer } from 'node:net'
+import { parseMetrics } from '../../bench/load/scrape.js'
 import { defaultConfig, type Config } from '../../src/config.js'
 import type { TickwireClient } from '../../src/client/index.js'
 import { createLogger } from '../../src/log.js'
 import { start, type StartOptions, type Tickwire } from '../../src/main.js'
+export { freePort } from '../../src/net/ports.js'
 
 export const silent = createLogger('error', () => {})
 
@@ -25,29 +26,9 @@ export async function waitFor(cond: () => boolean, ms: number, what: string): Pr
   }
 }
 
-/** A port that was free a moment ago (for child processes that need a fixed one). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address()
-      s.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))))
-    })
-  })
-}
 
-/** Parses Prometheus text into `name{labels}` -> value (samples only). */
-export function parseSamples(text: string): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)/.exec(line)
-    if (!m) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line)}`)
-    out.set(m[1] as string, Number(m[2]))
-  }
-  return out
-}
+/** Parses Prometheus text into `name{labels}` -> value (samples only): the load generator's parser. */
+export const parseSamples = parseMetrics
 
 /** One sample's value from Prometheus text; throws if absent. */
 export function sample(text: string, key: string): number {
