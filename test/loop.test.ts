@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Clock } from '../src/sim/clock.js'
-import { TickLoop } from '../src/sim/loop.js'
+import { STALL_MIN_MS, TickLoop, stallThresholdMs } from '../src/sim/loop.js'
 
 /** A fake monotonic clock whose timers fire `lateness()` ms after they are due. */
 class FakeClock implements Clock {
@@ -47,6 +47,7 @@ t.test('drift-free: 3 simulated hours at 30 Hz with jittery, late timers give ex
   t.equal(ticks, hours * 3600 * 30)
   t.equal(loop.tick, ticks)
   t.equal(loop.skippedSlots, 0)
+  t.equal(loop.stalls, 0, 'timer jitter is never a stall')
   t.ok(loop.lastLatenessMs >= 0 && loop.lastLatenessMs <= 4, `lateness is the timer's: ${loop.lastLatenessMs} ms`)
 })
 
@@ -89,6 +90,53 @@ t.test('an overrun triggers bounded catch-up, then skips and counts', async (t) 
   t.same(late.slice(5, 8).map(Math.round), [200, 100, 0], 'lateness is measured against the slot each tick fills')
   // 20 slots in 2 s; ticks run + slots skipped account for all of them.
   t.equal(loop.tick + loop.skippedSlots, 20)
+})
+
+t.test('event-loop stalls: a wake-up later than max(250 ms, 5 periods) counts once and reaches onStall', async (t) => {
+  t.equal(stallThresholdMs(30), STALL_MIN_MS, '30 Hz: 5 periods are 167 ms, so the floor applies')
+  t.equal(stallThresholdMs(2), 2500, '2 Hz: 5 periods')
+  const clock = new FakeClock()
+  const reported: number[] = []
+  const loop: TickLoop = new TickLoop({
+    hz: 30,
+    maxCatchUpTicks: 3,
+    clock,
+    onStall: (ms) => reported.push(ms),
+    onTick: (tick) => {
+      if (tick === 10) clock.time += 200 // a slow tick, under the threshold: catch-up, no stall
+      if (tick === 40) clock.time += 400 // the event loop blocked 400 ms (a synchronous decode, a game's loop)
+    },
+  })
+  loop.start()
+  clock.runUntil(clock.time + 3000)
+  t.equal(loop.stalls, 1, 'one stall for one blocked stretch, however many slots it cost')
+  t.equal(reported.length, 1)
+  // Tick 40 ran at its slot (1333.3 ms after start) and blocked until 1733.3 ms; the timer was armed for slot 41 (1366.7 ms).
+  t.equal(Math.round(reported[0] as number), 367, 'onStall gets how late the wake-up came, ms')
+  t.ok(loop.skippedSlots > 0, 'the stall also skipped slots (counted there as before)')
+
+  // A stopped process (SIGSTOP, a debugger) resumed: the timer comes seconds late.
+  const c2 = new FakeClock()
+  const l2 = new TickLoop({ hz: 2, maxCatchUpTicks: 3, clock: c2, onTick: () => {} })
+  l2.start()
+  c2.runUntil(c2.time + 1000)
+  c2.time += 2000 // 2 s frozen at 2 Hz: under 5 periods (2.5 s), ordinary catch-up
+  c2.runUntil(c2.time + 1)
+  t.equal(l2.stalls, 0)
+  c2.time += 5000
+  c2.runUntil(c2.time + 1)
+  t.equal(l2.stalls, 1, '5 s frozen at 2 Hz is a stall')
+  l2.stop()
+
+  // onStall may stop the loop: nothing runs after it.
+  const c3 = new FakeClock()
+  let ticks = 0
+  const l3: TickLoop = new TickLoop({ hz: 30, maxCatchUpTicks: 3, clock: c3, onStall: () => l3.stop(), onTick: () => ticks++ })
+  l3.start()
+  c3.time += 1000
+  c3.runUntil(c3.time + 1)
+  t.equal(ticks, 0, 'a stop from onStall runs no tick')
+  t.equal(l3.running, false)
 })
 
 t.test('stop() cancels the pending timer and rejects a bad rate', async (t) => {

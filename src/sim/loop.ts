@@ -10,8 +10,24 @@
  * skipped (counted in `skippedSlots`) and the simulation resumes on schedule.
  * Tick numbers stay contiguous: a skipped slot is not a simulation step, so
  * game time runs slower than wall time during an overload instead of jumping.
+ *
+ * Stalls: a wake-up that comes more than `stallThresholdMs(hz)` (the larger of
+ * STALL_MIN_MS and STALL_PERIODS tick periods) after the slot it was armed for
+ * means the event loop was blocked (a long tick, a synchronous decode, a
+ * stopped process), not timer jitter or a slow tick: it is counted once per
+ * wake-up in `stalls` and reported to `onStall`.
  */
 import type { Clock } from './clock.js'
+
+/** A wake-up at least this late (ms) is a stall, whatever the tick rate... */
+export const STALL_MIN_MS = 250
+/** ...or this many tick periods late, if that is longer (at low tick rates a few late periods are ordinary catch-up). */
+export const STALL_PERIODS = 5
+
+/** How late (ms) a wake-up must be to count as an event-loop stall at `hz` ticks per second. */
+export function stallThresholdMs(hz: number): number {
+  return Math.max(STALL_MIN_MS, (STALL_PERIODS * 1000) / hz)
+}
 
 export interface TickLoopOptions {
   /** Ticks per second. */
@@ -21,6 +37,8 @@ export interface TickLoopOptions {
   readonly clock: Clock
   /** Runs one simulation step; `tick` starts at 1 and increases by 1. */
   readonly onTick: (tick: number) => void
+  /** Called once per stalled wake-up with how late it came (ms), before the ticks it runs; for a log line (rate-limit it). */
+  readonly onStall?: (lateMs: number) => void
 }
 
 export class TickLoop {
@@ -32,12 +50,16 @@ export class TickLoop {
   catchUpTicks = 0
   /** Schedule slots dropped because the loop was too far behind. */
   skippedSlots = 0
+  /** Wake-ups that came at least `stallThresholdMs` after their slot: the event loop was blocked that long. */
+  stalls = 0
   /** Duration of the last tick, ms. */
   lastTickMs = 0
   /** How late the current (or last) tick started after its scheduled time, ms: timer jitter plus any backlog. */
   lastLatenessMs = 0
 
   readonly periodMs: number
+  /** Lateness of a wake-up (ms) from which it counts as a stall. */
+  readonly stallMs: number
   readonly #opts: TickLoopOptions
   #epoch = 0
   #slot = 0
@@ -48,6 +70,7 @@ export class TickLoop {
     if (!(opts.hz > 0)) throw new RangeError(`tick rate must be > 0, got ${opts.hz}`)
     this.#opts = opts
     this.periodMs = 1000 / opts.hz
+    this.stallMs = stallThresholdMs(opts.hz)
   }
 
   get running(): boolean {
@@ -78,8 +101,16 @@ export class TickLoop {
     this.#timer = undefined
     if (!this.#running) return
     const { clock, onTick, maxCatchUpTicks } = this.#opts
+    const now = clock.now()
+    // Measured against the slot this timer was armed for: that is how long the event loop kept it from firing.
+    const lateMs = now - (this.#epoch + (this.#slot + 1) * this.periodMs)
+    if (lateMs >= this.stallMs) {
+      this.stalls++
+      this.#opts.onStall?.(lateMs)
+      if (!this.#running) return // the callback stopped the loop
+    }
     // The epsilon absorbs float error: a timer that fires exactly on time must count as due.
-    const dueSlot = Math.floor((clock.now() - this.#epoch) / this.periodMs + 1e-9)
+    const dueSlot = Math.floor((now - this.#epoch) / this.periodMs + 1e-9)
     let behind = dueSlot - this.#slot
     if (behind > 1 + maxCatchUpTicks) {
       const skip = behind - 1 - maxCatchUpTicks
