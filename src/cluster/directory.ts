@@ -3,28 +3,68 @@
  * room. Named rooms are placed here before they exist (a claim), so two
  * players asking for the same new room on different workers get one owner.
  * A claim the owner does not turn into a room within `pendingMs` is dropped.
+ *
+ * A claim costs nothing to make (an upgrade naming a room nobody has; the
+ * client need never follow its redirect), so claims not yet opened are
+ * budgeted: at most `maxPerAddress` per client address and `maxPending` in
+ * all. A claim over either answers `'address_limit'`.
  */
+
+/** Pending claims allowed in all, per room a worker may open (`--max-rooms` x workers): room for bursts, not for a flood. */
+export const PENDING_PER_ROOM = 4
+
+export interface DirectoryOptions {
+  /** How long a claim waits to be opened before it lapses, ms. Default 10 s. */
+  readonly pendingMs?: number
+  /** Pending claims per client address (`--max-rooms-per-address`); 0: no cap. Default 0. */
+  readonly maxPerAddress?: number
+  /** Pending claims in all; 0: no cap. Default 0 (the supervisor passes PENDING_PER_ROOM x max rooms x workers). */
+  readonly maxPending?: number
+}
 
 interface Entry {
   slot: number
   /** While the owner has not reported the room open: when the claim lapses (ms); 0 once open. */
   pendingUntil: number
+  /** Who made the pending claim ('' once open): its budget is returned when the claim opens or goes. */
+  address: string
 }
+
+/** Run a sweep from a cap check at most this often (ms): lapsed claims must not hold a budget until the periodic sweep. */
+const CAP_SWEEP_MS = 1000
 
 export class Directory {
   readonly #rooms = new Map<string, Entry>()
   /** Players per slot, as last reported, plus claims placed since. -1: slot not serving. */
   readonly #load: number[]
   readonly #pendingMs: number
+  readonly #maxPerAddress: number
+  readonly #maxPending: number
+  /** Pending claims per address (no entry: none). */
+  readonly #byAddress = new Map<string, number>()
+  #pending = 0
+  #lastSweep = -Infinity
 
-  constructor(slots: number, pendingMs = 10_000) {
+  constructor(slots: number, opts: DirectoryOptions = {}) {
     this.#load = new Array<number>(slots).fill(-1)
-    this.#pendingMs = pendingMs
+    this.#pendingMs = opts.pendingMs ?? 10_000
+    this.#maxPerAddress = opts.maxPerAddress ?? 0
+    this.#maxPending = opts.maxPending ?? 0
   }
 
   /** Rooms known (open or claimed). */
   get size(): number {
     return this.#rooms.size
+  }
+
+  /** Claims not yet opened as rooms. */
+  get pending(): number {
+    return this.#pending
+  }
+
+  /** Pending claims made by `address`. */
+  pendingOf(address: string): number {
+    return this.#byAddress.get(address) ?? 0
   }
 
   /** Marks a slot serving (with its load) or not (-1). */
@@ -34,14 +74,17 @@ export class Directory {
 
   /**
    * The slot that owns `room`. If none does and `create` is set, places it on
-   * the least-loaded serving slot, preferring `asker` on a tie (no redirect).
-   * Null when nobody owns it and `create` is off, or no slot serves.
+   * the least-loaded serving slot, preferring `asker` on a tie (no redirect),
+   * as a claim charged to `address`. Null when nobody owns it and `create` is
+   * off, or no slot serves; `'address_limit'` when the claim would exceed the
+   * per-address or the global budget of pending claims.
    */
-  claim(room: string, asker: number, create: boolean, now: number): number | null {
+  claim(room: string, asker: number, create: boolean, now: number, address = ''): number | null | 'address_limit' {
     const e = this.#rooms.get(room)
     if (e && (this.#load[e.slot] ?? -1) >= 0) return e.slot
-    if (e) this.#rooms.delete(room)
+    if (e) this.#delete(room, e)
     if (!create) return null
+    if (this.#overCap(address, now)) return 'address_limit'
     let best = -1
     for (let s = 0; s < this.#load.length; s++) {
       const load = this.#load[s] as number
@@ -50,7 +93,9 @@ export class Directory {
       if (load < bestLoad || (load === bestLoad && s === asker)) best = s
     }
     if (best < 0) return null
-    this.#rooms.set(room, { slot: best, pendingUntil: now + this.#pendingMs })
+    this.#rooms.set(room, { slot: best, pendingUntil: now + this.#pendingMs, address })
+    this.#pending++
+    this.#byAddress.set(address, this.pendingOf(address) + 1)
     this.#load[best] = (this.#load[best] as number) + 1 // until the next report: keeps a burst of claims spread
     return best
   }
@@ -59,22 +104,24 @@ export class Directory {
   opened(room: string, slot: number): boolean {
     const e = this.#rooms.get(room)
     if (e && e.slot !== slot && (this.#load[e.slot] ?? -1) >= 0) return false
-    this.#rooms.set(room, { slot, pendingUntil: 0 })
+    if (e) this.#release(e)
+    this.#rooms.set(room, { slot, pendingUntil: 0, address: '' })
     return true
   }
 
   /** `slot` disposed `room`. */
   closed(room: string, slot: number): void {
-    if (this.#rooms.get(room)?.slot === slot) this.#rooms.delete(room)
+    const e = this.#rooms.get(room)
+    if (e?.slot === slot) this.#delete(room, e)
   }
 
-  /** The slot died: forget its rooms and stop placing rooms there. Returns how many rooms it had. */
+  /** The slot died: forget its rooms and stop placing rooms there. Returns how many rooms (and claims) it had. */
   dropSlot(slot: number): number {
     this.#load[slot] = -1
     let n = 0
     for (const [room, e] of this.#rooms) {
       if (e.slot === slot) {
-        this.#rooms.delete(room)
+        this.#delete(room, e)
         n++
       }
     }
@@ -83,11 +130,39 @@ export class Directory {
 
   /** Drops claims that never became rooms. */
   sweep(now: number): void {
-    for (const [room, e] of this.#rooms) if (e.pendingUntil !== 0 && e.pendingUntil < now) this.#rooms.delete(room)
+    this.#lastSweep = now
+    for (const [room, e] of this.#rooms) if (e.pendingUntil !== 0 && e.pendingUntil < now) this.#delete(room, e)
   }
 
   /** The owner of `room`, if known. */
   owner(room: string): number | undefined {
     return this.#rooms.get(room)?.slot
+  }
+
+  #full(address: string): boolean {
+    return (this.#maxPending > 0 && this.#pending >= this.#maxPending) || (this.#maxPerAddress > 0 && address !== '' && this.pendingOf(address) >= this.#maxPerAddress)
+  }
+
+  #overCap(address: string, now: number): boolean {
+    if (!this.#full(address)) return false
+    // Lapsed claims may still be counted (the periodic sweep is seconds apart): sweep, at most once a second, and look again.
+    if (now - this.#lastSweep < CAP_SWEEP_MS) return true
+    this.sweep(now)
+    return this.#full(address)
+  }
+
+  #delete(room: string, e: Entry): void {
+    this.#rooms.delete(room)
+    this.#release(e)
+  }
+
+  /** Returns a pending claim's budget (no-op for an open room). */
+  #release(e: Entry): void {
+    if (e.pendingUntil === 0) return
+    e.pendingUntil = 0
+    this.#pending--
+    const n = this.pendingOf(e.address) - 1
+    if (n > 0) this.#byAddress.set(e.address, n)
+    else this.#byAddress.delete(e.address)
   }
 }

@@ -8,13 +8,24 @@ import type { Config } from '../config.js'
 /** Env var that makes `main.js` run as worker `slot` instead of parsing the command line. */
 export const WORKER_ENV = 'TICKWIRE_WORKER_SLOT'
 
+/** Heartbeats are sent (and checked) every fifth of `--worker-stall-timeout`, and never further apart than this (ms). */
+export const HEARTBEAT_MAX_MS = 1000
+
+/** The heartbeat period (ms) for a stall timeout in seconds. */
+export function heartbeatMs(stallTimeoutSeconds: number): number {
+  return Math.min((stallTimeoutSeconds * 1000) / 5, HEARTBEAT_MAX_MS)
+}
+
 export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[]
 
 export type ToWorker =
   /** First message: the config (port resolved, metrics off) and what the worker binds. */
   | { readonly t: 'init'; readonly slot: number; readonly config: Config; readonly directPort: number; readonly secret: string }
-  /** Reply to `claim`: where the room lives; null: nowhere (only when `create` was false). */
-  | { readonly t: 'placed'; readonly id: number; readonly where: { readonly slot: number; readonly port: number; readonly host: string } | null }
+  /**
+   * Reply to `claim`: where the room lives; null: nowhere (`create` was false, no worker serves, or refused).
+   * `refused`: the claim would exceed the directory's budget of pending claims (per address, or in all).
+   */
+  | { readonly t: 'placed'; readonly id: number; readonly where: { readonly slot: number; readonly port: number; readonly host: string } | null; readonly refused?: 'address_limit' }
   | { readonly t: 'metrics'; readonly id: number }
   /** Stop: not ready, close listen sockets, close players with SHUTDOWN within `drainMs`, exit 0. */
   | { readonly t: 'drain'; readonly drainMs: number }
@@ -22,7 +33,10 @@ export type ToWorker =
 export type ToSupervisor =
   | { readonly t: 'ready'; readonly port: number; readonly directPort: number }
   | { readonly t: 'failed'; readonly error: string; readonly config: boolean }
-  | { readonly t: 'claim'; readonly id: number; readonly room: string; readonly create: boolean }
+  /** `address`: the client's, for the directory's per-address cap on claims in flight. */
+  | { readonly t: 'claim'; readonly id: number; readonly room: string; readonly create: boolean; readonly address: string }
   | { readonly t: 'room'; readonly room: string; readonly open: boolean }
   | { readonly t: 'load'; readonly players: number; readonly rooms: number }
   | { readonly t: 'metrics'; readonly id: number; readonly snapshot: MetricsSnapshot }
+  /** Liveness, from a timer every `heartbeatMs(workerStallTimeout)`: a blocked event loop sends none. */
+  | { readonly t: 'beat' }

@@ -9,6 +9,7 @@
  * crash on; a worker crash costs that worker's rooms only.
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { performance } from 'node:perf_hooks'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import client from 'prom-client'
@@ -16,8 +17,8 @@ import { ConfigError, type Config } from '../config.js'
 import type { Logger } from '../log.js'
 import { serveMetrics, type MetricsEndpoint } from '../net/metrics-http.js'
 import { assertNativeUws } from '../net/uws.js'
-import { Directory } from './directory.js'
-import { WORKER_ENV, type MetricsSnapshot, type ToSupervisor, type ToWorker } from './ipc.js'
+import { Directory, PENDING_PER_ROOM } from './directory.js'
+import { WORKER_ENV, heartbeatMs, type MetricsSnapshot, type ToSupervisor, type ToWorker } from './ipc.js'
 import { MetricsMerger } from './merge.js'
 import { freePort } from '../net/ports.js'
 
@@ -77,6 +78,10 @@ interface Slot {
   startedAt: number
   crashes: number
   timer: NodeJS.Timeout | null
+  /** When the worker last proved its event loop turns (any message; heartbeats when idle), performance.now() ms. */
+  lastBeat: number
+  /** Killed by the liveness check: not checked again until its exit is handled. */
+  stalled: boolean
 }
 
 /** Starts `opts.workers` workers and the metrics endpoint; resolves once all workers serve. */
@@ -95,7 +100,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
       throw new ConfigError(`--metrics-port ${config.metricsPort} falls in the direct ports ${directBase}..${directBase + n - 1} (one per worker); set --direct-port`)
     }
   }
-  const directory = new Directory(n)
+  const directory = new Directory(n, { maxPerAddress: config.maxRoomsPerAddress, maxPending: PENDING_PER_ROOM * config.maxRooms * n })
   const merger = new MetricsMerger()
   const slots: Slot[] = Array.from({ length: n }, (_, i) => ({
     index: i,
@@ -107,9 +112,12 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
     startedAt: 0,
     crashes: 0,
     timer: null,
+    lastBeat: 0,
+    stalled: false,
   }))
   const port = config.port
   let restarts = 0
+  let stalls = 0
   let started = false
   let stopping: Promise<number> | null = null
   let onAllExited: () => void = () => {}
@@ -126,6 +134,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
       slot.child = child
       slot.pid = child.pid ?? 0
       slot.ready = false
+      slot.stalled = false
       slot.startedAt = Date.now()
       const timer = setTimeout(() => {
         log.error('worker did not start in time; killing it', { worker: slot.index, pid: slot.pid, ms: START_TIMEOUT_MS })
@@ -135,6 +144,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
       child.on('message', (msg: ToSupervisor) => {
         // Node may deliver a dead child's last messages after its exit: they must not touch the slot's new worker.
         if (slot.child !== child) return
+        slot.lastBeat = performance.now()
         if (msg.t === 'ready') {
           clearTimeout(timer)
           slot.ready = true
@@ -169,7 +179,11 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
   const onMessage = (slot: Slot, msg: ToSupervisor): void => {
     switch (msg.t) {
       case 'claim': {
-        const owner = directory.claim(msg.room, slot.index, msg.create, Date.now())
+        const owner = directory.claim(msg.room, slot.index, msg.create, Date.now(), msg.address)
+        if (owner === 'address_limit') {
+          slot.child?.send({ t: 'placed', id: msg.id, where: null, refused: owner } satisfies ToWorker) // the worker counts and logs it
+          return
+        }
         const o = owner === null ? undefined : slots[owner]
         const where = o ? { slot: o.index, port: o.directPort, host: config.advertiseHost } : null
         slot.child?.send({ t: 'placed', id: msg.id, where } satisfies ToWorker)
@@ -185,6 +199,8 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
         return
       case 'metrics':
         metricsWaits.get(msg.id)?.(msg.snapshot)
+        return
+      case 'beat': // lastBeat is set for every message
         return
     }
   }
@@ -210,6 +226,34 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
   const sweep = setInterval(() => directory.sweep(Date.now()), 5000)
   sweep.unref()
 
+  // Liveness: a ready worker silent for --worker-stall-timeout has a blocked event loop (a game's endless loop, a
+  // decode bomb, SIGSTOP): it serves nobody, so kill it; its exit goes through the usual crash path (directory, restart).
+  // Not while stopping: the drain timeout handles a worker slow to drain.
+  const stallMs = config.workerStallTimeout * 1000
+  const checkMs = heartbeatMs(config.workerStallTimeout)
+  let lastCheck = performance.now()
+  const liveness = setInterval(() => {
+    const now = performance.now()
+    // If the supervisor itself was blocked, heartbeats wait unread in the pipes (timers run before I/O): not the workers' fault.
+    const selfStalled = now - lastCheck > 2 * checkMs + 100
+    lastCheck = now
+    if (stopping) return
+    for (const s of slots) {
+      if (!s.child || !s.ready || s.stalled) continue
+      if (selfStalled) {
+        s.lastBeat = Math.max(s.lastBeat, now - checkMs)
+        continue
+      }
+      const silentMs = now - s.lastBeat
+      if (silentMs < stallMs) continue
+      s.stalled = true
+      stalls++
+      log.error('worker stalled: its event loop has not answered; killing it', { worker: s.index, pid: s.pid, silentSeconds: Math.round(silentMs / 100) / 10, workerStallTimeout: config.workerStallTimeout })
+      s.child.kill('SIGKILL')
+    }
+  }, checkMs)
+  liveness.unref()
+
   // The supervisor's own series; workers' series are merged in at scrape time.
   const own = new client.Registry()
   new client.Gauge({ name: 'tickwire_workers', help: 'Worker processes serving', registers: [own], collect() { this.set(slots.filter((s) => s.ready).length) } })
@@ -224,6 +268,17 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
       countedRestarts = restarts
     },
   })
+  let countedStalls = 0
+  new client.Counter({
+    name: 'tickwire_worker_stalls_total',
+    help: 'Workers killed because their event loop did not answer for --worker-stall-timeout (each is then replaced, and counted as a restart)',
+    registers: [own],
+    collect() {
+      this.inc(stalls - countedStalls)
+      countedStalls = stalls
+    },
+  })
+  new client.Gauge({ name: 'tickwire_directory_claims_pending', help: 'Room claims placed in the directory and not yet opened by their worker (budgeted per address and in all)', registers: [own], collect() { this.set(directory.pending) } })
   new client.Gauge({ name: 'tickwire_directory_rooms', help: 'Rooms in the supervisor\'s room directory (open or being placed)', registers: [own], collect() { this.set(directory.size) } })
   const upGauge = new client.Gauge({ name: 'tickwire_worker_up', help: 'Whether the worker answered this scrape (1) or is busy, dead or restarting (0; its last figures are used)', labelNames: ['worker'], registers: [own] })
 
@@ -274,6 +329,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
   } catch (err) {
     stopping = Promise.resolve(1)
     clearInterval(sweep)
+    clearInterval(liveness)
     killAll()
     endpoint?.close()
     throw err
@@ -291,6 +347,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
     if (stopping) return stopping
     stopping = new Promise<number>((resolve) => {
       clearInterval(sweep)
+      clearInterval(liveness)
       for (const s of slots) {
         if (s.timer) clearTimeout(s.timer)
         s.timer = null

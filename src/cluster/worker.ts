@@ -10,7 +10,7 @@ import { createLogger, withFields, type Logger } from '../log.js'
 import { start, type Tickwire } from '../main.js'
 import type { Placement, Router } from '../net/router.js'
 import type { Game } from '../sim/game.js'
-import type { ToSupervisor, ToWorker } from './ipc.js'
+import { heartbeatMs, type ToSupervisor, type ToWorker } from './ipc.js'
 
 /** How long a worker waits for the directory before answering an upgrade 503. */
 const CLAIM_TIMEOUT_MS = 2000
@@ -25,14 +25,14 @@ function send(msg: ToSupervisor): void {
 /** Router over IPC: every named room this worker lacks is looked up in the supervisor's directory. */
 class IpcRouter implements Router {
   readonly #slot: number
-  readonly #pending = new Map<number, { resolve: (p: Placement | null) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
+  readonly #pending = new Map<number, { resolve: (p: Placement | null | 'address_limit') => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
   #nextId = 1
 
   constructor(slot: number) {
     this.#slot = slot
   }
 
-  locate(room: string, create: boolean): Promise<Placement | null> {
+  locate(room: string, create: boolean, address: string): Promise<Placement | null | 'address_limit'> {
     const id = this.#nextId++
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -40,7 +40,7 @@ class IpcRouter implements Router {
         reject(new Error(`no answer from the supervisor within ${CLAIM_TIMEOUT_MS} ms`))
       }, CLAIM_TIMEOUT_MS)
       this.#pending.set(id, { resolve, reject, timer })
-      send({ t: 'claim', id, room, create })
+      send({ t: 'claim', id, room, create, address })
     })
   }
 
@@ -50,7 +50,8 @@ class IpcRouter implements Router {
     this.#pending.delete(msg.id)
     clearTimeout(p.timer)
     const w = msg.where
-    p.resolve(w === null ? null : w.slot === this.#slot ? { local: true } : { local: false, port: w.port, host: w.host })
+    if (msg.refused) p.resolve(msg.refused)
+    else p.resolve(w === null ? null : w.slot === this.#slot ? { local: true } : { local: false, port: w.port, host: w.host })
   }
 
   opened(room: string): void {
@@ -160,4 +161,7 @@ async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions
   }
   send({ t: 'ready', port: tw.port, directPort: tw.directPort })
   send({ t: 'load', players: 0, rooms: 0 })
+  // From a timer, not from the tick: it proves the event loop turns (a blocked loop sends none; the supervisor kills us).
+  // It goes on while draining: the supervisor does not check a drain, and a self-drain (supervisor gone) sends nothing.
+  setInterval(() => send({ t: 'beat' }), heartbeatMs(init.config.workerStallTimeout)).unref()
 }
