@@ -70,6 +70,8 @@ export const CloseCode = {
   RESUME_USED: 4012,
   /** Another connection resumed this seat with its token; this one is closed. Do not reconnect. */
   REPLACED: 4013,
+  /** One client address holds too much of what players share (rooms it created, room claims). Retry later; do not loop. */
+  ADDRESS_LIMIT: 4014,
 } as const
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
 
@@ -92,6 +94,7 @@ export const CloseReason: { readonly [K in keyof typeof CloseCode]: string } = {
   RESUME_EXPIRED: 'seat no longer held',
   RESUME_USED: 'resume token already used',
   REPLACED: 'session resumed elsewhere',
+  ADDRESS_LIMIT: 'too many rooms from your address',
 }
 
 /** Close code number -> its name, e.g. 4003 -> 'TOO_SLOW'. */

@@ -5,6 +5,9 @@
  * Errors name the option, the value and what was expected.
  */
 
+import { parseTrustedProxies } from './net/addresses.js'
+import { parseAllowedOrigins } from './net/origin.js'
+
 type Kind = 'int' | 'number' | 'string' | 'bool'
 
 interface OptionSpec {
@@ -27,7 +30,9 @@ export const OPTIONS = {
   resumeSecret: { kind: 'string', default: '', unit: 'text', doc: 'HMAC key of resume tokens, at least 32 characters (prefer the environment variable); empty: random at each start' },
   drainTimeout: { kind: 'number', default: 10, unit: 's', min: 0.1, max: 3600, doc: 'on SIGTERM/SIGINT: time to close players and exit; what is left is then killed' },
   metricsPort: { kind: 'int', default: 9464, unit: 'port', min: 0, max: 65535, doc: 'Prometheus /metrics port; 0 disables it' },
-  metricsHost: { kind: 'string', default: '0.0.0.0', unit: 'address', doc: 'address the metrics port binds to' },
+  metricsHost: { kind: 'string', default: '127.0.0.1', unit: 'address', doc: 'address the metrics port binds to (loopback: only this machine scrapes; 0.0.0.0 to open it, with --metrics-token)' },
+  metricsToken: { kind: 'string', default: '', unit: 'text', doc: 'if set, /metrics needs `Authorization: Bearer <token>` (prefer the environment variable); empty: no token' },
+  metricsCache: { kind: 'number', default: 1, unit: 's', min: 0, max: 60, doc: 'a rendered /metrics page is reused for this long, so scrape floods cost little; 0: render every scrape' },
   tickHz: { kind: 'number', default: 30, unit: 'Hz', min: 1, max: 240, doc: 'simulation and send rate' },
   maxCatchUpTicks: { kind: 'int', default: 3, unit: 'ticks', min: 0, max: 100, doc: 'late ticks run back to back before the rest are skipped' },
   maxPlayersPerRoom: { kind: 'int', default: 64, unit: 'players', min: 1, max: 4096, doc: 'seats per room' },
@@ -44,6 +49,16 @@ export const OPTIONS = {
   inputBurst: { kind: 'int', default: 60, unit: 'messages', min: 1, max: 100000, doc: 'client messages allowed in a burst above the rate' },
   maxMessageBytes: { kind: 'int', default: 512, unit: 'bytes', min: 64, max: 65536, doc: 'largest client frame; a larger one cuts the connection (clients see 1006)' },
   idleTimeout: { kind: 'int', default: 32, unit: 's', min: 8, max: 960, doc: 'close a socket silent this long (pings are sent automatically)' },
+  maxConnectionsPerAddress: { kind: 'int', default: 256, unit: 'connections', min: 0, max: 1000000, doc: 'open WebSocket connections from one client address, per process; more get HTTP 429; 0: no limit' },
+  upgradeRatePerAddress: { kind: 'number', default: 50, unit: 'upgrades/s', min: 0, max: 100000, doc: 'sustained upgrade rate from one client address, per process; faster gets HTTP 429; 0: no limit' },
+  upgradeBurstPerAddress: { kind: 'int', default: 100, unit: 'upgrades', min: 1, max: 1000000, doc: 'upgrades from one address allowed in a burst above the rate' },
+  maxRoomsPerAddress: { kind: 'int', default: 16, unit: 'rooms', min: 0, max: 100000, doc: 'open rooms one client address created, per process (and room claims in flight in the directory); more close ADDRESS_LIMIT; 0: no limit' },
+  maxHeldPerAddress: { kind: 'int', default: 8, unit: 'seats', min: 0, max: 100000, doc: 'seats held for a resume for one client address; past it a dropped seat is released at once; 0: no limit' },
+  maxIdleRoomsPerAddress: { kind: 'int', default: 2, unit: 'rooms', min: 0, max: 100000, doc: 'rooms kept alive only by one address\'s held seats (nobody else connected); past it such a seat is released at once; 0: no limit' },
+  trustedProxies: { kind: 'string', default: '', unit: 'addresses', doc: 'comma-separated proxy addresses whose X-Forwarded-For names the client; empty: the socket\'s peer address is the client' },
+  allowedOrigins: { kind: 'string', default: '', unit: 'origins', doc: 'comma-separated Origins allowed to open /play (e.g. https://game.example.com), or *; empty: the server\'s own origin; requests without Origin (non-browser clients) are always allowed' },
+  fdReserve: { kind: 'int', default: 64, unit: 'file descriptors', min: 16, max: 100000, doc: 'kept free below RLIMIT_NOFILE: past it the public port stops accepting for a while (probes and metrics still answer); --max-players must fit below it' },
+  workerStallTimeout: { kind: 'number', default: 5, unit: 's', min: 0.5, max: 3600, doc: 'a worker whose event loop does not answer the supervisor for this long is killed and replaced' },
   seed: { kind: 'int', default: 0, unit: '', min: 0, max: 0xffffffff, doc: 'random seed for rooms; 0 picks one at start' },
   logLevel: { kind: 'string', default: 'info', unit: 'level', doc: 'error | warn | info | debug' },
 } as const satisfies Record<string, OptionSpec>
@@ -160,6 +175,13 @@ function crossCheck(c: Config): void {
   }
   if (c.resumeSecret !== '' && c.resumeSecret.length < 32) {
     throw new ConfigError(`--resume-secret: got ${c.resumeSecret.length} characters, expected at least 32 (e.g. openssl rand -hex 32)`)
+  }
+  for (const parse of [() => parseTrustedProxies(c.trustedProxies), () => parseAllowedOrigins(c.allowedOrigins)]) {
+    try {
+      parse()
+    } catch (err) {
+      throw new ConfigError((err as Error).message)
+    }
   }
   if (c.directPort !== 0 && c.directPort + Math.max(c.workers, 1) - 1 > 65535) {
     throw new ConfigError(`--direct-port ${c.directPort} with --workers ${c.workers}: the last direct port would exceed 65535`)

@@ -10,7 +10,7 @@ import type { Stats } from './stats.js'
 /** What the registry reads at scrape time. */
 export interface MetricsSources {
   readonly stats: Stats
-  readonly loop: { readonly tick: number; readonly overruns: number; readonly catchUpTicks: number; readonly skippedSlots: number }
+  readonly loop: { readonly tick: number; readonly overruns: number; readonly catchUpTicks: number; readonly skippedSlots: number; readonly stalls: number }
   readonly rooms: () => number
   readonly players: () => number
   /** Bytes buffered in user space toward all sockets, and toward the worst one. */
@@ -51,6 +51,7 @@ export class Metrics {
     counter(r, `${prefix}tick_overruns_total`, 'Ticks that took longer than the tick budget', () => loop.overruns)
     counter(r, `${prefix}tick_catchup_total`, 'Ticks run late, back to back, to catch up', () => loop.catchUpTicks)
     counter(r, `${prefix}ticks_skipped_total`, 'Tick slots dropped because the loop fell too far behind', () => loop.skippedSlots)
+    counter(r, `${prefix}tick_stalls_total`, 'Event-loop stalls: tick wake-ups later than max(250 ms, 5 tick periods)', () => loop.stalls)
     gauge(r, `${prefix}players`, 'Players seated in rooms', () => src.players())
     gauge(r, `${prefix}rooms`, 'Rooms open', () => src.rooms())
     gauge(r, `${prefix}buffered_bytes`, 'Bytes queued in user space toward all sockets (uWS getBufferedAmount; excludes kernel buffers)', () => src.buffered().total)
@@ -71,6 +72,8 @@ export class Metrics {
     labeled(r, `${prefix}full_states_total`, 'Full states sent instead of deltas (join, or the acked baseline left the history: a resync)', 'reason', stats.fullStates)
     labeled(r, `${prefix}disconnects_total`, 'Sockets closed, by reason', 'reason', stats.disconnects)
     labeled(r, `${prefix}inputs_rejected_total`, 'Client messages rejected (each closes its socket), by reason', 'reason', stats.rejected)
+    labeled(r, `${prefix}address_limited_total`, 'Things refused because one client address reached a per-address budget, by budget', 'reason', stats.addressLimited)
+    counter(r, `${prefix}accept_pauses_total`, 'Times the public port stopped accepting because file descriptors ran short (--fd-reserve)', () => stats.acceptPauses)
     labeled(r, `${prefix}http_rejected_total`, 'HTTP requests and upgrades refused on the public port, by reason', 'reason', stats.upgradesRejected)
   }
 

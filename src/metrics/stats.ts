@@ -24,6 +24,7 @@ export const DisconnectReason = {
   REDIRECT: 'redirect',
   RESUME_REFUSED: 'resume_refused',
   REPLACED: 'replaced',
+  ADDRESS_LIMIT: 'address_limit',
 } as const
 export type DisconnectReason = (typeof DisconnectReason)[keyof typeof DisconnectReason]
 
@@ -49,8 +50,36 @@ export const FullStateReason = { JOIN: 'join', BASELINE_EXPIRED: 'baseline_expir
 export type FullStateReason = (typeof FullStateReason)[keyof typeof FullStateReason]
 
 /** Why an upgrade was refused with an HTTP status: `tickwire_http_rejected_total{reason}`. */
-export const UpgradeRejectReason = { BAD_QUERY: 'bad_query', NOT_READY: 'not_ready', NOT_FOUND: 'not_found', DIRECTORY: 'directory' } as const
+export const UpgradeRejectReason = {
+  BAD_QUERY: 'bad_query',
+  NOT_READY: 'not_ready',
+  NOT_FOUND: 'not_found',
+  DIRECTORY: 'directory',
+  /** A browser page of an origin not in --allowed-origins (403). */
+  ORIGIN: 'origin',
+  /** Too many connections or upgrades from one address (429; see AddressLimit). */
+  ADDRESS_LIMIT: 'address_limit',
+  /** Not a valid WebSocket handshake: wrong version (426), bad key (400), GET /play without an upgrade (426). */
+  HANDSHAKE: 'handshake',
+} as const
 export type UpgradeRejectReason = (typeof UpgradeRejectReason)[keyof typeof UpgradeRejectReason]
+
+/** Which per-address budget refused something: `tickwire_address_limited_total{reason}`. */
+export const AddressLimit = {
+  /** --max-connections-per-address: upgrade refused with 429. */
+  CONNECTIONS: 'connections',
+  /** --upgrade-rate-per-address: upgrade refused with 429. */
+  UPGRADE_RATE: 'upgrade_rate',
+  /** --max-rooms-per-address: a room creation refused (close ADDRESS_LIMIT). */
+  ROOMS: 'rooms',
+  /** --max-rooms-per-address in the directory: a room claim refused (close ADDRESS_LIMIT). */
+  CLAIMS: 'claims',
+  /** --max-held-per-address: a dropped seat released at once instead of held. */
+  HELD: 'held',
+  /** --max-idle-rooms-per-address: a dropped seat not held because only held seats would keep its room alive. */
+  IDLE_ROOMS: 'idle_rooms',
+} as const
+export type AddressLimit = (typeof AddressLimit)[keyof typeof AddressLimit]
 
 /** How a resume attempt ended: `tickwire_resumes_total{outcome}`. */
 export const ResumeOutcome = { RESUMED: 'resumed', INVALID: 'invalid', EXPIRED: 'expired', USED: 'used' } as const
@@ -82,4 +111,7 @@ export class Stats {
   /** Held seats released because nobody resumed them within the window. */
   holdsExpired = 0
   readonly resumes = zeroes(ResumeOutcome)
+  readonly addressLimited = zeroes(AddressLimit)
+  /** Times the public port stopped accepting because file descriptors ran short (see fd guard). */
+  acceptPauses = 0
 }

@@ -11,9 +11,11 @@ export interface Router {
   /**
    * Where room `id` lives. With `create`, a room no worker has is placed
    * (on the least-loaded worker); without, such a room resolves to null.
+   * `address` is the client's (the directory caps claims in flight per
+   * address: a claim over the cap resolves to `'address_limit'`).
    * Rejects when the directory does not answer in time.
    */
-  locate(id: string, create: boolean): Promise<Placement | null>
+  locate(id: string, create: boolean, address: string): Promise<Placement | null | 'address_limit'>
   /** A room was created here. */
   opened(id: string): void
   /** A room here was disposed. */

@@ -35,16 +35,18 @@ import {
   parseClientMessage,
   type ClientMessage,
 } from '../../proto/index.js'
-import type { Logger } from '../log.js'
-import { DisconnectReason, FullStateReason, RejectReason, ResumeOutcome, SkipReason, Stats, UpgradeRejectReason } from '../metrics/stats.js'
+import { EventLog, type Logger } from '../log.js'
+import { AddressLimit, DisconnectReason, FullStateReason, RejectReason, ResumeOutcome, SkipReason, Stats, UpgradeRejectReason } from '../metrics/stats.js'
 import { AckResult, FullReason, RoomReplicator, encodeBufferBytes, maxFrameBytes, type Viewer } from '../replicate/replicator.js'
 import { JoinRefusal, type Room, type Rooms, type Seat } from '../sim/room.js'
+import { AddressBook, budgetKey, clientAddress, parseTrustedProxies, type AddressEntry, type AddressLimits } from './addresses.js'
+import { originAllowed, parseAllowedOrigins, type OriginPolicy } from './origin.js'
 import { ResumeTokens, type TokenClaims } from './resume.js'
 import type { StaticFile } from './static.js'
 import type { Placement, Router } from './router.js'
 import uWS, { listenExclusive, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js'
 
-export interface ServerOptions {
+export interface ServerOptions extends AddressLimits {
   readonly port: number
   readonly host: string
   readonly tickHz: number
@@ -61,6 +63,10 @@ export interface ServerOptions {
   readonly idleTimeout: number
   /** Seconds a dropped player's seat is held for a resume; 0: never held. */
   readonly resumeWindow: number
+  /** Comma-separated proxy addresses whose X-Forwarded-For names the client (see addresses.ts). */
+  readonly trustedProxies: string
+  /** Comma-separated origins allowed to open /play, or `*`; empty: the server's own (see origin.ts). */
+  readonly allowedOrigins: string
 }
 
 export interface ServerDeps {
@@ -85,6 +91,8 @@ interface RoomLink {
   readonly rep: RoomReplicator
   /** Random id of this incarnation of the room, covered by resume tokens. */
   readonly instance: string
+  /** The address that created the room (its budget counts the room until disposal). */
+  readonly creator: AddressEntry | null
 }
 
 /** A player's hold on a seat, across connections (`Seat.link`). */
@@ -95,6 +103,9 @@ interface Session {
   gen: number
   /** While held: when the hold ends (performance.now() ms). */
   heldUntil: number
+  /** While held: the budget the hold counts against, and whether it was all that kept the room alive. */
+  holder: AddressEntry | null
+  idleHold: boolean
 }
 
 /** What a connection asked for beyond a plain join, decided at the upgrade. */
@@ -107,6 +118,9 @@ type Intent =
 /** One connection; uWS's per-socket user data. */
 interface Conn {
   ws: WebSocket<Conn> | null
+  /** The client's address (for logs) and the budget it counts against. */
+  readonly address: string
+  readonly addr: AddressEntry
   readonly playerId: number
   intent: Intent
   readonly name: string
@@ -158,9 +172,20 @@ export class GameServer {
   readonly #conns = new Set<Conn>()
   readonly #tokens: ResumeTokens
   readonly #router: Router | undefined
+  readonly #events: EventLog
+  readonly #book: AddressBook
+  readonly #trusted: ReadonlySet<string>
+  readonly #origins: OriginPolicy
+  /** The address whose join is creating a room right now (read by rooms.onCreate). */
+  #creator: AddressEntry | null = null
+  /** The public port as bound (the server's own origin has it; see origin.ts). */
+  #publicPort = 0
+  #nextSweep = 0
   /** Seats whose player is away, until resumed or expired. */
   readonly #held = new Set<Seat>()
   #listens: us_listen_socket[] = []
+  /** Ports bound by listen/listenDirect, reopened by resumeAccepting. */
+  readonly #bound: { readonly port: number; readonly exclusive: boolean }[] = []
   #ready = false
   /** Set by shutdown(): resolves once every socket has closed. */
   #drained: Promise<void> | null = null
@@ -177,17 +202,25 @@ export class GameServer {
     this.#log = log
     this.#tokens = new ResumeTokens(deps.secret)
     this.#router = deps.router
+    this.#events = new EventLog(log)
+    this.#book = new AddressBook(opts)
+    this.#trusted = parseTrustedProxies(opts.trustedProxies)
+    this.#origins = parseAllowedOrigins(opts.allowedOrigins)
     const game = rooms.game
     const frameMax = maxFrameBytes(opts.maxVisible, game.fields.length)
     this.#out = new Uint8Array(encodeBufferBytes(opts.maxVisible, game.fields.length))
     rooms.onCreate = (room) => {
-      const link: RoomLink = { rep: new RoomReplicator(room.world, room.grid, game.fields, opts), instance: ResumeTokens.newInstance() }
+      const creator = this.#creator
+      if (creator) creator.rooms++
+      const link: RoomLink = { rep: new RoomReplicator(room.world, room.grid, game.fields, opts), instance: ResumeTokens.newInstance(), creator }
       room.link = link
       this.#router?.opened(room.id)
     }
     rooms.onDispose = (room) => {
+      const creator = (room.link as RoomLink | undefined)?.creator
       room.link = undefined
-      for (const seat of room.seats) this.#held.delete(seat)
+      if (creator) this.#book.roomClosed(creator, performance.now())
+      for (const seat of room.seats) if (this.#held.has(seat)) this.#endHold(seat)
       this.#router?.closed(room.id)
     }
     rooms.onError = (room, err) => this.#closeFailedRoom(room, err)
@@ -259,9 +292,12 @@ export class GameServer {
           reject(new Error(`cannot listen on ${this.#opts.host}:${port} (in use, or not permitted)`))
           return
         }
+        const bound = uWS.us_socket_local_port(sock as never)
         this.#listens.push(sock)
+        this.#bound.push({ port: bound, exclusive: false })
+        this.#publicPort = bound
         this.#ready = true
-        resolve(uWS.us_socket_local_port(sock as never))
+        resolve(bound)
       })
     })
   }
@@ -274,10 +310,46 @@ export class GameServer {
           reject(new Error(`cannot listen on direct port ${this.#opts.host}:${port} (in use, or not permitted)`))
           return
         }
+        const bound = uWS.us_socket_local_port(sock as never)
         this.#listens.push(sock)
-        resolve(uWS.us_socket_local_port(sock as never))
+        this.#bound.push({ port: bound, exclusive: true })
+        resolve(bound)
       })
     })
+  }
+
+  /** Whether the listen sockets are open (false while paused by `pauseAccepting`, or after shutdown). */
+  get accepting(): boolean {
+    return this.#listens.length > 0
+  }
+
+  /**
+   * Stops accepting connections: closes the listen sockets, so the kernel
+   * sends new connections to the other workers on the shared port (with one
+   * worker, they are refused) and an EMFILE accept loop cannot spin. Open
+   * connections play on. Undone by `resumeAccepting`.
+   */
+  pauseAccepting(): void {
+    if (this.#drained) return
+    for (const sock of this.#listens) uWS.us_listen_socket_close(sock)
+    this.#listens = []
+  }
+
+  /** Reopens the ports closed by `pauseAccepting` (the same port numbers). Resolves false if one could not be bound again. */
+  async resumeAccepting(): Promise<boolean> {
+    if (this.#drained || this.#listens.length > 0) return this.#listens.length > 0
+    const ports = this.#bound
+    let ok = true
+    for (const b of ports) {
+      const sock = await new Promise<us_listen_socket | false>((resolve) => {
+        if (b.exclusive) listenExclusive(this.#app, this.#opts.host, b.port, resolve)
+        else this.#app.listen(this.#opts.host, b.port, resolve)
+      })
+      if (!sock) ok = false
+      else if (this.#drained) uWS.us_listen_socket_close(sock) // a shutdown came while we reopened
+      else this.#listens.push(sock)
+    }
+    return ok
   }
 
   /** Seats held for a resume right now. */
@@ -340,6 +412,10 @@ export class GameServer {
     if (this.#drained) return // shutting down: no more frames
     const now = performance.now()
     if (this.#held.size > 0) this.#expireHolds(now)
+    if (now >= this.#nextSweep) {
+      this.#nextSweep = now + 10_000
+      this.#book.sweep(now)
+    }
     const rooms = this.#rooms.list
     // Backwards throughout: a close below may remove a seat (swapping in the
     // last one) or dispose an emptied room (splicing it out of the list).
@@ -401,15 +477,35 @@ export class GameServer {
     this.#corkResult = (this.#corkWs as WebSocket<Conn>).send(this.#corkFrame, true)
   }
 
+  /** Answers an upgrade with an HTTP error instead; counted by `why`, logged (rate-limited) with the address. */
+  #refuse(res: uWS.HttpResponse, status: string, body: string, why: UpgradeRejectReason, address: string, headers: readonly (readonly [string, string])[] = []): void {
+    this.stats.upgradesRejected[why]++
+    if (why !== UpgradeRejectReason.NOT_READY) this.#events.warn('upgrade refused', { address, reason: why, status: status.slice(0, 3), detail: body })
+    res.writeStatus(status).writeHeader('content-type', 'text/plain')
+    for (const [k, v] of headers) res.writeHeader(k, v)
+    res.end(body + '\n')
+  }
+
   #upgrade(res: uWS.HttpResponse, req: uWS.HttpRequest, context: uWS.us_socket_context_t): void {
     const key = req.getHeader('sec-websocket-key')
     const protocol = req.getHeader('sec-websocket-protocol')
     const extensions = req.getHeader('sec-websocket-extensions')
-    if (!this.#ready) {
-      this.stats.upgradesRejected[UpgradeRejectReason.NOT_READY]++
-      res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain').end('server shutting down\n')
-      return
+    const peer = Buffer.from(res.getRemoteAddressAsText()).toString()
+    const address = clientAddress(peer, this.#trusted.size > 0 ? req.getHeader('x-forwarded-for') : '', this.#trusted)
+    if (!this.#ready) return this.#refuse(res, '503 Service Unavailable', 'server shutting down', UpgradeRejectReason.NOT_READY, address)
+    const origin = req.getHeader('origin')
+    if (!originAllowed(this.#origins, origin, req.getHeader('host'), this.#publicPort)) {
+      return this.#refuse(res, '403 Forbidden', 'origin not allowed', UpgradeRejectReason.ORIGIN, address)
     }
+    const now = performance.now()
+    const addr = this.#book.entry(budgetKey(address), now)
+    const limited = this.#book.admit(addr, now)
+    if (limited !== null) {
+      this.stats.addressLimited[limited === 'connections' ? AddressLimit.CONNECTIONS : AddressLimit.UPGRADE_RATE]++
+      const body = limited === 'connections' ? 'too many connections from your address' : 'too many connection attempts from your address'
+      return this.#refuse(res, '429 Too Many Requests', body, UpgradeRejectReason.ADDRESS_LIMIT, address, [['retry-after', '1']])
+    }
+    // From here the connection counts against `addr` until it closes (or its upgrade is abandoned).
     const query = new URLSearchParams(req.getQuery() ?? '')
     const room = query.get('room')
     const name = query.get('name') ?? ''
@@ -424,9 +520,8 @@ export class GameServer {
     else if (player !== null && !/^[1-9][0-9]{0,9}$/.test(player)) problem = 'player must be a positive integer'
     else if (token !== null && token.length > MAX_TOKEN_CHARS) problem = `resume must be at most ${MAX_TOKEN_CHARS} characters`
     if (problem) {
-      this.stats.upgradesRejected[UpgradeRejectReason.BAD_QUERY]++
-      res.writeStatus('400 Bad Request').writeHeader('content-type', 'text/plain').end(problem + '\n')
-      return
+      this.#book.disconnected(addr, now)
+      return this.#refuse(res, '400 Bad Request', problem, UpgradeRejectReason.BAD_QUERY, address)
     }
     let intent: Intent = JOIN
     let playerId: number
@@ -437,11 +532,14 @@ export class GameServer {
       if (claims) intent = { kind: 'resume', claims }
       else {
         this.stats.resumes[ResumeOutcome.INVALID]++
+        this.#events.warn('resume refused', { address, reason: 'invalid token', room, player: playerId })
         intent = { kind: 'refuse', code: 'RESUME_INVALID', reason: DisconnectReason.RESUME_REFUSED }
       }
     } else playerId = this.#nextPlayerId++
     const conn: Conn = {
       ws: null,
+      address,
+      addr,
       playerId,
       intent,
       name,
@@ -466,16 +564,20 @@ export class GameServer {
     res.onAborted(() => {
       aborted = true
     })
-    router.locate(room, intent.kind === 'join').then(
-      (where: Placement | null) => {
-        if (aborted) return
+    router.locate(room, intent.kind === 'join', budgetKey(address)).then(
+      (where: Placement | null | 'address_limit') => {
+        if (aborted) return this.#book.disconnected(addr, performance.now())
         if (where === null) {
           this.stats.resumes[ResumeOutcome.EXPIRED]++
           conn.intent = { kind: 'refuse', code: 'RESUME_EXPIRED', reason: DisconnectReason.RESUME_REFUSED }
+        } else if (where === 'address_limit') {
+          this.#addressLimited(conn, AddressLimit.CLAIMS)
+          conn.intent = { kind: 'refuse', code: 'ADDRESS_LIMIT', reason: DisconnectReason.ADDRESS_LIMIT }
         } else if (!where.local) conn.intent = { kind: 'redirect', port: where.port, host: where.host }
         res.cork(() => res.upgrade(conn, key, protocol, extensions, context))
       },
       (err: Error) => {
+        this.#book.disconnected(addr, performance.now())
         if (aborted) return
         this.stats.upgradesRejected[UpgradeRejectReason.DIRECTORY]++
         this.#log.warn('room directory did not answer', { room, error: err.message })
@@ -516,13 +618,21 @@ export class GameServer {
       return
     }
     let seat: Seat | JoinRefusal
+    this.#creator = conn.addr
     try {
-      seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name)
+      seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name, this.#book.mayCreateRoom(conn.addr))
     } catch (err) {
+      this.#creator = null
       // The game could not even build the room: nothing was registered.
       this.stats.roomErrors++
       this.#log.error('room creation failed', { room: conn.roomId ?? '(quick play)', error: err instanceof Error ? (err.stack ?? err.message) : String(err) })
       this.#closeWith(conn, 'INTERNAL_ERROR', DisconnectReason.INTERNAL_ERROR)
+      return
+    }
+    this.#creator = null
+    if (seat === JoinRefusal.MAY_NOT_CREATE) {
+      this.#addressLimited(conn, AddressLimit.ROOMS)
+      this.#closeWith(conn, 'ADDRESS_LIMIT', DisconnectReason.ADDRESS_LIMIT)
       return
     }
     if (seat === JoinRefusal.FAILED) {
@@ -537,7 +647,7 @@ export class GameServer {
       this.#closeWith(conn, 'SERVER_FULL', DisconnectReason.SERVER_FULL)
       return
     }
-    const session: Session = { conn: null, gen: 0, heldUntil: 0 }
+    const session: Session = { conn: null, gen: 0, heldUntil: 0, holder: null, idleHold: false }
     seat.link = session
     this.#attach(conn, seat, session)
     this.#log.debug('join', { player: conn.playerId, room: seat.room.id, entity: seat.entity })
@@ -568,7 +678,7 @@ export class GameServer {
       old.viewer = null
       this.#closeWith(old, 'REPLACED', DisconnectReason.REPLACED)
     }
-    this.#held.delete(seat)
+    if (this.#held.has(seat)) this.#endHold(seat)
     conn.lastSeq = seat.inputSeq // input sequence numbers continue across connections
     this.stats.resumes[ResumeOutcome.RESUMED]++
     this.#attach(conn, seat, session)
@@ -609,8 +719,23 @@ export class GameServer {
   }
 
   #release(seat: Seat): void {
-    this.#held.delete(seat)
+    this.#endHold(seat)
     this.#rooms.leave(seat)
+  }
+
+  /** Ends a hold: the seat leaves the held set and its address's budget. */
+  #endHold(seat: Seat): void {
+    this.#held.delete(seat)
+    const session = seat.link as Session
+    if (session.holder) this.#book.holdEnded(session.holder, session.idleHold, performance.now())
+    session.holder = null
+    session.idleHold = false
+  }
+
+  /** A per-address budget refused something: counted and logged (rate-limited) with the address. */
+  #addressLimited(conn: Conn, why: AddressLimit): void {
+    this.stats.addressLimited[why]++
+    this.#events.warn('address limit', { address: conn.address, reason: why })
   }
 
   #message(ws: WebSocket<Conn>, message: ArrayBuffer, isBinary: boolean): void {
@@ -671,7 +796,7 @@ export class GameServer {
 
   #reject(conn: Conn, why: RejectReason, code: keyof typeof CloseCode, reason: DisconnectReason): void {
     this.stats.rejected[why]++
-    this.#log.debug('reject', { player: conn.playerId, why })
+    this.#events.warn('bad client frame', { address: conn.address, reason: why, player: conn.playerId })
     this.#closeWith(conn, code, reason)
   }
 
@@ -681,6 +806,28 @@ export class GameServer {
     if (!ws || conn.closing) return
     conn.closing = reason
     ws.end(CloseCode[code], CloseReason[code])
+  }
+
+  /**
+   * Whether the seat of a dropped connection may be held, within its address's
+   * budgets; if so the hold is counted there. A hold is idle when nobody else
+   * in the room is connected: it alone would keep the room alive.
+   */
+  #mayHold(conn: Conn, seat: Seat): boolean {
+    const seats = seat.room.seats
+    let idle = true
+    for (let i = 0; i < seats.length && idle; i++) if (seats[i] !== seat && (seats[i]?.link as Session | undefined)?.conn) idle = false
+    const refused = this.#book.mayHold(conn.addr, idle)
+    if (refused !== null) {
+      this.#addressLimited(conn, refused === 'held' ? AddressLimit.HELD : AddressLimit.IDLE_ROOMS)
+      return false
+    }
+    const session = seat.link as Session
+    session.holder = conn.addr
+    session.idleHold = idle
+    conn.addr.held++
+    if (idle) conn.addr.idleHolds++
+    return true
   }
 
   #close(ws: WebSocket<Conn>, code: number, message: ArrayBuffer): void {
@@ -693,6 +840,7 @@ export class GameServer {
       if (text === UWS_TOO_BIG) {
         reason = DisconnectReason.TOO_BIG
         this.stats.rejected[RejectReason.TOO_BIG]++
+        this.#events.warn('bad client frame', { address: conn.address, reason: RejectReason.TOO_BIG, player: conn.playerId })
       } else if (text === UWS_IDLE) reason = DisconnectReason.IDLE_TIMEOUT
       else reason = CLOSE_REASON_OF[code] ?? DisconnectReason.ABNORMAL
     }
@@ -703,13 +851,14 @@ export class GameServer {
       conn.seat = null
       conn.session = null
       session.conn = null
-      if (this.#opts.resumeWindow > 0 && HOLD_ON.has(reason) && !this.#drained && !seat.room.failed) {
+      if (this.#opts.resumeWindow > 0 && HOLD_ON.has(reason) && !this.#drained && !seat.room.failed && this.#mayHold(conn, seat)) {
         // The player did not choose to leave: hold the seat for a resume.
         session.heldUntil = performance.now() + this.#opts.resumeWindow * 1000
         this.#held.add(seat)
         seat.room.suspend(seat)
       } else this.#rooms.leave(seat) // a throw from the game's leave fails that room, not this handler
     }
+    this.#book.disconnected(conn.addr, performance.now())
     conn.viewer = null
     this.#log.debug('leave', { player: conn.playerId, code, reason })
     if (this.#drained && this.#conns.size === 0) this.#allClosed()

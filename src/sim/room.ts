@@ -117,8 +117,12 @@ export interface RoomsOptions {
   readonly seed: number
 }
 
-/** Why a join found no seat. FAILED: the game's code threw; the room was failed (see `Rooms.onError`). */
-export const JoinRefusal = { ROOM_FULL: 'room_full', SERVER_FULL: 'server_full', FAILED: 'failed' } as const
+/**
+ * Why a join found no seat. FAILED: the game's code threw; the room was failed
+ * (see `Rooms.onError`). MAY_NOT_CREATE: a new room was needed and the caller
+ * forbade creating one.
+ */
+export const JoinRefusal = { ROOM_FULL: 'room_full', SERVER_FULL: 'server_full', FAILED: 'failed', MAY_NOT_CREATE: 'may_not_create' } as const
 export type JoinRefusal = (typeof JoinRefusal)[keyof typeof JoinRefusal]
 
 /** All rooms of one process: quick-play placement, named rooms, disposal of empty rooms. */
@@ -160,9 +164,10 @@ export class Rooms {
 
   /**
    * Seats a player: in room `roomId` (created on first use), or with no id by
-   * quick play, in the fullest quick-play room that has a free seat.
+   * quick play, in the fullest quick-play room that has a free seat. With
+   * `mayCreate` false, a join that needs a new room is refused instead.
    */
-  join(roomId: string | null, playerId: number, name: string): Seat | JoinRefusal {
+  join(roomId: string | null, playerId: number, name: string, mayCreate = true): Seat | JoinRefusal {
     let room: Room | undefined
     if (roomId !== null) {
       room = this.byId.get(roomId)
@@ -178,6 +183,7 @@ export class Rooms {
     }
     if (!room) {
       if (this.list.length >= this.#opts.maxRooms) return JoinRefusal.SERVER_FULL
+      if (!mayCreate) return JoinRefusal.MAY_NOT_CREATE
       // Throws if the game cannot build the room; nothing is registered then.
       room = this.#create(roomId ?? this.#newId(), roomId === null)
     }
