@@ -7,10 +7,13 @@
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import t from 'tap'
-import { startTest, waitFor } from './helpers/server.js'
+import { TickwireClient } from '../src/client/index.js'
+import { sample, startTest, waitFor } from './helpers/server.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const outDir = fileURLToPath(new URL('./output/', import.meta.url))
@@ -165,4 +168,56 @@ t.test('two browser pages play together in one room', async (t) => {
   const tickAfter = back.tick
   await until(a, (s) => s.tick > tickAfter + 10, 3000, 'state to flow again')
   t.same(errors, [], 'no page errors')
+})
+
+t.test('a page of another origin cannot open a game socket (cross-site WebSocket hijacking), a listed origin can', async (t) => {
+  if (!existsSync(CHROMIUM)) {
+    const why = `no browser at ${CHROMIUM}: apt-get install chromium (bash .ci/run does)`
+    if (process.env.TICKWIRE_REQUIRE_BROWSER === '1') return t.fail(why)
+    return t.pass('cross-origin browser test', { skip: why })
+  }
+  // The attacker's page: served from another port of the same host, so another origin; it tries to join the victim's room.
+  const attacker = createServer((req, res) => {
+    const target = new URL(req.url ?? '/', 'http://x').searchParams.get('target') ?? ''
+    res.writeHead(200, { 'content-type': 'text/html' })
+    res.end(`<!doctype html><script>
+      window.outcome = new Promise((resolve) => {
+        const ws = new WebSocket(${JSON.stringify('')} + decodeURIComponent(${JSON.stringify(encodeURIComponent(target))}))
+        let opened = false, frames = 0
+        ws.onopen = () => { opened = true }
+        ws.onmessage = () => { frames++; if (frames === 2) ws.close() }
+        ws.onclose = (e) => resolve({ opened, frames, code: e.code })
+      })
+    </script>`)
+  })
+  await new Promise<void>((r) => attacker.listen(0, '127.0.0.1', () => r()))
+  t.teardown(() => attacker.close())
+  const attackerOrigin = `http://127.0.0.1:${(attacker.address() as AddressInfo).port}`
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  })
+  t.teardown(() => browser.close())
+  const attempt = async (wsUrl: string) => {
+    const page = await browser.newPage()
+    await page.goto(`${attackerOrigin}/?target=${encodeURIComponent(wsUrl)}`)
+    const out = await page.evaluate(() => (window as unknown as { outcome: Promise<{ opened: boolean; frames: number; code: number }> }).outcome)
+    await page.close()
+    return out
+  }
+
+  const tw = await startTest()
+  t.teardown(() => tw.stop())
+  const victim = await TickwireClient.connect(`${tw.url}?room=victim`, { reconnect: false })
+  t.teardown(() => victim.close())
+  const refused = await attempt(`${tw.url}?room=victim`)
+  t.same(refused, { opened: false, frames: 0, code: 1006 }, 'the socket never opens')
+  t.equal(sample(await tw.metrics.text(), 'tickwire_http_rejected_total{reason="origin"}'), 1, 'refused with 403 and counted')
+  t.equal(tw.rooms.byId.get('victim')?.seats.length, 1, "nobody joined the victim's room")
+
+  // The same page, its origin listed: it plays (so the refusal above is the Origin check, not a page that cannot connect).
+  const listed = await startTest({ allowedOrigins: attackerOrigin })
+  t.teardown(() => listed.stop())
+  const allowed = await attempt(`${listed.url}?room=victim`)
+  t.same(allowed, { opened: true, frames: 2, code: 1005 }, 'a listed origin gets WELCOME and state')
 })
