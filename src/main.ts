@@ -13,7 +13,7 @@ import { startSupervisor, type Supervisor } from './cluster/supervisor.js'
 import { runWorker } from './cluster/worker.js'
 import { ConfigError, defaultConfig, helpText, parseConfig, type Config } from './config.js'
 import { arena } from './games/arena.js'
-import { createLogger, type Logger } from './log.js'
+import { createLogger, EventLog, type Logger } from './log.js'
 import { Metrics } from './metrics/registry.js'
 import { serveMetrics, type MetricsEndpoint } from './net/metrics-http.js'
 import type { Router } from './net/router.js'
@@ -94,10 +94,12 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
   const clock = opts.clock ?? systemClock
   const dt = 1 / config.tickHz
   let metrics: Metrics | undefined
+  const stallEvents = new EventLog(log)
   const loop = new TickLoop({
     hz: config.tickHz,
     maxCatchUpTicks: config.maxCatchUpTicks,
     clock,
+    onStall: (ms) => stallEvents.warn('event loop stall', { reason: 'tick', ms: Math.round(ms), tick: loop.tick }),
     onTick: (tick) => {
       if (tick >= MAX_TICK) {
         // Ticks travel as uint32: stop cleanly (clients get SHUTDOWN and rejoin a restarted server) rather than wrap.
