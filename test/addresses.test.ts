@@ -11,6 +11,7 @@ import { CloseCode } from '../proto/index.js'
 import { createLogger } from '../src/log.js'
 import { clientAddress, budgetKey, parseTrustedProxies, AddressBook } from '../src/net/addresses.js'
 import { originAllowed, parseAllowedOrigins } from '../src/net/origin.js'
+import { startCluster } from './helpers/cluster.js'
 import { parseSamples, sleep, startTest, waitFor } from './helpers/server.js'
 
 interface Outcome {
@@ -254,4 +255,25 @@ t.test('security events are logged (rate-limited) with the address and reason, n
   t.notOk(lines.some((l) => l.includes('resume=')), 'nor does the query string')
   first.ws?.close()
   joined.ws?.close()
+})
+
+t.test('two workers: a named-room upgrade flood from one address leaves the directory small and rooms for others', async (t) => {
+  // The reviewer's flood: upgrades for ever-new room names that never follow their REDIRECT. Each used to leave a claim.
+  const c = await startCluster(2, ['--upgrade-rate-per-address', '0', '--max-rooms-per-address', '4', '--resume-window', '30'])
+  t.teardown(() => c.child.kill('SIGKILL'))
+  const codes = new Map<number, number>()
+  for (let i = 0; i < 150; i++) {
+    const o = await open(`${c.url}?room=flood${i}`)
+    const code = await Promise.race([o.closed, o.welcomed.then(() => (o.ws?.terminate(), o.closed))])
+    codes.set(code, (codes.get(code) ?? 0) + 1)
+  }
+  const m = parseSamples(await (await fetch(`http://127.0.0.1:${c.metricsPort}/metrics`)).text())
+  const directory = m.get('tickwire_directory_rooms') ?? -1
+  t.ok(directory >= 0 && directory <= 2 * (4 + 2), `directory holds ${directory} rooms (claims in flight plus idle holds, per worker budgets), not 150`)
+  t.ok((codes.get(CloseCode.ADDRESS_LIMIT) ?? 0) > 0, `claims over the budget closed ADDRESS_LIMIT: ${JSON.stringify([...codes])}`)
+  t.ok((m.get('tickwire_address_limited_total{reason="claims"}') ?? 0) > 0, 'and counted as claims')
+  const mine = await open(`${c.url}?room=mine`, '127.0.0.2')
+  const first = await Promise.race([mine.welcomed.then(() => 'welcome'), mine.closed.then((code) => `close ${code}`)])
+  t.ok(first === 'welcome' || first === `close ${CloseCode.REDIRECT}`, `another address gets its room (or a redirect to it): ${first}`)
+  mine.ws?.close()
 })
