@@ -10,14 +10,17 @@
  *   upgrade handler must call `handshakeRefusal` first.
  * - A GET with no key, or one of another length, goes to the plain GET route
  *   of the path instead (for `/play`: answer it with `handshakeRefusal` too).
- * - uWS answers HEAD with the body of `end(body)` and `Content-Length: 0` for
- *   `end()`; `endWithoutBody(n)` (with a length, even `undefined`) aborts the
- *   process. `writeHeader('content-length', n)` then `endWithoutBody()` is the
- *   one form that writes a correct HEAD response (see `endBody`).
- * - Requests its parser rejects (HTTP/1.0, no `Host`, more than about 48
- *   header fields, bytes that are not HTTP) never reach JavaScript; uWS sends
- *   nothing and closes after its 10 s HTTP idle timeout. Nothing here can
- *   change that (see the README's limits).
+ * - uWS answers HEAD with the body of `end(body)`, and with `Content-Length: 0`
+ *   for `end()`. `endWithoutBody(n)` with any argument (even `undefined`)
+ *   leaves the response unfinished: uWS.js then aborts the process, or, with
+ *   `onAborted` set, drops the connection. `writeHeader('Content-Length', n)`
+ *   then `endWithoutBody()` is the one form that writes a correct HEAD
+ *   response (see `endBody`).
+ * - Requests its parser rejects (HTTP/1.0, no `Host`, more than 48 header
+ *   fields, bytes that are not HTTP) never reach JavaScript: uWS sends nothing
+ *   and closes at its 10 s HTTP idle timeout; a header block over 64 KiB or
+ *   so is cut at once, also without a status. Nothing here can change that
+ *   (see the README's limits).
  */
 import type { HttpResponse } from './uws.js'
 
