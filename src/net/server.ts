@@ -40,6 +40,7 @@ import { AddressLimit, DisconnectReason, FullStateReason, RejectReason, ResumeOu
 import { AckResult, FullReason, RoomReplicator, encodeBufferBytes, maxFrameBytes, type Viewer } from '../replicate/replicator.js'
 import { JoinRefusal, type Room, type Rooms, type Seat } from '../sim/room.js'
 import { AddressBook, budgetKey, clientAddress, parseTrustedProxies, type AddressEntry, type AddressLimits } from './addresses.js'
+import { HandshakeRefusal, endBody, handshakeRefusal, writeRefusal } from './handshake.js'
 import { originAllowed, parseAllowedOrigins, type OriginPolicy } from './origin.js'
 import { ResumeTokens, type TokenClaims } from './resume.js'
 import type { StaticFile } from './static.js'
@@ -242,41 +243,56 @@ export class GameServer {
       },
       close: (ws, code, message) => this.#close(ws, code, message),
     })
-    this.#app.get('/healthz', (res) => {
-      res.writeHeader('content-type', 'text/plain').end('ok\n')
+    // Every GET route answers HEAD too (same headers, no body: see endBody).
+    const get = (path: string, handler: (res: uWS.HttpResponse, req: uWS.HttpRequest, head: boolean) => void): void => {
+      this.#app.get(path, (res, req) => handler(res, req, false))
+      this.#app.head(path, (res, req) => handler(res, req, true))
+    }
+    // uWS routes a GET /play here, not to the upgrade handler, when its Sec-WebSocket-Key is absent or not 24 characters.
+    get('/play', (res, req, head) => {
+      this.stats.upgradesRejected[UpgradeRejectReason.HANDSHAKE]++
+      writeRefusal(res, handshakeRefusal(req) ?? HandshakeRefusal.BAD_KEY, head)
     })
-    this.#app.get('/readyz', (res) => {
-      if (this.#ready) res.writeHeader('content-type', 'text/plain').end('ready\n')
-      else res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain').end('not ready\n')
+    this.#app.any('/play', (res) => {
+      this.stats.upgradesRejected[UpgradeRejectReason.HANDSHAKE]++
+      res.writeStatus('405 Method Not Allowed').writeHeader('allow', 'GET, HEAD').writeHeader('content-type', 'text/plain').end('use GET with a websocket upgrade\n', true)
+    })
+    get('/healthz', (res, _req, head) => {
+      endBody(res.writeHeader('content-type', 'text/plain'), 'ok\n', head)
+    })
+    get('/readyz', (res, _req, head) => {
+      if (this.#ready) endBody(res.writeHeader('content-type', 'text/plain'), 'ready\n', head)
+      else endBody(res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain'), 'not ready\n', head)
     })
     // What a browser client needs to know beyond WELCOME: the world's size (the game's layout for a full room).
     const layout = game.layout(rooms.maxPlayersPerRoom)
     const info = JSON.stringify({ game: game.name, protocol: PROTOCOL_VERSION, tickHz: opts.tickHz, maxPlayersPerRoom: rooms.maxPlayersPerRoom, world: { width: layout.width, height: layout.height } })
-    this.#app.get('/info', (res) => {
-      res.writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-cache').end(info)
+    get('/info', (res, _req, head) => {
+      endBody(res.writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-cache'), info, head)
     })
     const web = deps.web ?? new Map<string, StaticFile>()
     // One exact route per file: a request path never reaches the file system.
     for (const [path, file] of web) {
-      this.#app.get(path, (res, req) => {
+      get(path, (res, req, head) => {
         if (req.getHeader('if-none-match') === file.etag) {
-          res.writeStatus('304 Not Modified').writeHeader('etag', file.etag).writeHeader('cache-control', file.cacheControl).end()
+          // endWithoutBody: uWS's end() would add Content-Length: 0, which a 304 must not carry (RFC 9110 §8.6).
+          res.writeStatus('304 Not Modified').writeHeader('etag', file.etag).writeHeader('cache-control', file.cacheControl).endWithoutBody()
           return
         }
         res.writeHeader('content-type', file.type).writeHeader('etag', file.etag).writeHeader('cache-control', file.cacheControl)
         for (const [k, v] of WEB_HEADERS) res.writeHeader(k, v)
-        res.end(file.body)
+        endBody(res, file.body, head)
       })
     }
     if (!web.has('/')) {
-      this.#app.get('/', (res) => {
+      get('/', (res, _req, head) => {
         this.stats.upgradesRejected[UpgradeRejectReason.NOT_FOUND]++
-        res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('web client not built: run npm run build\n')
+        endBody(res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain'), 'web client not built: run npm run build\n', head)
       })
     }
-    this.#app.any('/*', (res) => {
+    this.#app.any('/*', (res, req) => {
       this.stats.upgradesRejected[UpgradeRejectReason.NOT_FOUND]++
-      res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('not found\n')
+      endBody(res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain'), 'not found\n', req.getMethod() === 'head')
     })
   }
 
@@ -493,6 +509,12 @@ export class GameServer {
     const peer = Buffer.from(res.getRemoteAddressAsText()).toString()
     const address = clientAddress(peer, this.#trusted.size > 0 ? req.getHeader('x-forwarded-for') : '', this.#trusted)
     if (!this.#ready) return this.#refuse(res, '503 Service Unavailable', 'server shutting down', UpgradeRejectReason.NOT_READY, address)
+    const bad = handshakeRefusal(req)
+    if (bad) {
+      this.stats.upgradesRejected[UpgradeRejectReason.HANDSHAKE]++
+      this.#events.warn('upgrade refused', { address, reason: UpgradeRejectReason.HANDSHAKE, status: bad.status.slice(0, 3), detail: bad.body.trimEnd() })
+      return writeRefusal(res, bad)
+    }
     const origin = req.getHeader('origin')
     if (!originAllowed(this.#origins, origin, req.getHeader('host'), this.#publicPort)) {
       return this.#refuse(res, '403 Forbidden', 'origin not allowed', UpgradeRejectReason.ORIGIN, address)
