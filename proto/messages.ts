@@ -3,8 +3,9 @@
  * SDK. Every frame is one MessagePack array whose first element is a `MsgType`.
  * See PROTOCOL.md for the byte-level spec.
  */
-import { Packr, Unpackr } from 'msgpackr'
+import { Packr } from 'msgpackr'
 import { MsgType, PROTOCOL_VERSION } from './codes.js'
+import { NumberArrayError, StrictDecodeError, decodeStrict, readNumberArray, type StrictLimits } from './strict.js'
 
 /** A replicated entity field: values travel as `round(value / quantum)`. */
 export interface FieldSpec {
@@ -72,9 +73,12 @@ export type ServerMessage =
   | { readonly type: typeof MsgType.PONG; readonly clientTime: number; readonly roomPlayers: number }
   | ({ readonly type: typeof MsgType.REDIRECT } & Redirect)
 
-// Plain MessagePack only: no records, no extensions on the wire.
+// Plain MessagePack only: no records, no extensions on the wire. Decoding is never msgpackr's
+// (it honours extension types and structured-clone references: a small frame can expand without
+// bound); both sides read with the strict reader in strict.ts.
 const packr = new Packr({ useRecords: false, variableMapSize: true })
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' })
+/** Server frames nest at most three deep (WELCOME's field specs); values are bounded by the frame's bytes anyway. */
+const SERVER_LIMITS: StrictLimits = { maxDepth: 3, maxValues: 1 << 20 }
 
 /** Encodes a WELCOME frame. Runs once per connection, so msgpackr's general encoder is fine here. */
 export function encodeWelcome(w: Welcome): Uint8Array {
@@ -135,9 +139,10 @@ function isIntArray(a: unknown): a is number[] {
 export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
   let m: unknown
   try {
-    m = unpackr.unpack(bytes)
+    m = decodeStrict(bytes, SERVER_LIMITS)
   } catch (err) {
-    throw new ProtocolError(`not MessagePack: ${(err as Error).message}`)
+    if (err instanceof StrictDecodeError) throw new ProtocolError(`not a tickwire frame: ${err.message}`)
+    throw err
   }
   if (!Array.isArray(m)) throw new ProtocolError('frame is not an array')
   switch (m[0]) {
@@ -234,24 +239,22 @@ function isU32(v: unknown): v is number {
  * Sequence and ack checks that need connection state are the caller's.
  */
 export function parseClientMessage(bytes: Uint8Array, spec: readonly InputSpec[], out: ClientMessage): ClientError | null {
-  let m: unknown
-  try {
-    m = unpackr.unpack(bytes)
-  } catch {
-    return ClientError.MALFORMED
-  }
-  if (!Array.isArray(m)) return ClientError.MALFORMED
-  const type = m[0]
-  out.type = typeof type === 'number' ? type : 0
-  switch (type) {
+  // One flat array of numbers, read without allocating; nothing nested is ever decoded.
+  const n = readNumberArray(bytes, scratch)
+  if (n === NumberArrayError.MALFORMED || n === 0) return ClientError.MALFORMED
+  const type = scratch[0] as number // NaN when the type itself was not a number
+  out.type = Number.isInteger(type) ? type : 0
+  if (out.type !== MsgType.INPUT && out.type !== MsgType.ACK && out.type !== MsgType.PING) return ClientError.MALFORMED
+  if (n < 0) return ClientError.TYPE // too long, or an element that is not a number
+  switch (out.type) {
     case MsgType.INPUT: {
-      if (m.length !== 3 + spec.length) return ClientError.TYPE
-      const seq = m[1]
-      const ack = m[2]
+      if (n !== 3 + spec.length) return ClientError.TYPE
+      const seq = scratch[1]
+      const ack = scratch[2]
       if (!isU32(seq) || seq === 0 || !isU32(ack)) return ClientError.TYPE
       for (let i = 0; i < spec.length; i++) {
-        const v = m[3 + i]
-        if (typeof v !== 'number' || !Number.isInteger(v)) return ClientError.TYPE
+        const v = scratch[3 + i] as number
+        if (!Number.isInteger(v)) return ClientError.TYPE
         const s = spec[i] as InputSpec
         if (v < s.min || v > s.max) return ClientError.RANGE
         out.values[i] = v
@@ -261,19 +264,22 @@ export function parseClientMessage(bytes: Uint8Array, spec: readonly InputSpec[]
       return null
     }
     case MsgType.ACK: {
-      if (m.length !== 2 || !isU32(m[1])) return ClientError.TYPE
-      out.ackTick = m[1]
+      const ack = scratch[1]
+      if (n !== 2 || !isU32(ack)) return ClientError.TYPE
+      out.ackTick = ack
       return null
     }
-    case MsgType.PING: {
-      const t = m[1]
-      if (m.length !== 2 || typeof t !== 'number' || !Number.isFinite(t)) return ClientError.TYPE
+    default: {
+      const t = scratch[1] as number
+      if (n !== 2 || !Number.isFinite(t)) return ClientError.TYPE
       out.clientTime = t
       return null
     }
-    default:
-      return ClientError.MALFORMED
   }
 }
+
+/** Longest client frame read: the type, seq, ack and up to this many input values (a longer one is refused unread). */
+export const MAX_CLIENT_VALUES = 256
+const scratch = new Float64Array(3 + MAX_CLIENT_VALUES)
 
 export { PROTOCOL_VERSION }
