@@ -215,6 +215,8 @@ export function readNumberArray(b: Uint8Array, out: Float64Array): number {
         }
       }
       pos += size
+      // 64-bit integers beyond ±2^53 lose their value as numbers: refused, as decodeStrict does.
+      if ((t === 0xcf || t === 0xd3) && !Number.isSafeInteger(x)) return NumberArrayError.MALFORMED
     }
     if (i < out.length) out[i] = x
   }

@@ -64,6 +64,7 @@ t.test('start-up validates the game definition', async (t) => {
   await t.rejects(run({ fields: [{ name: 'x', quantum: 1 }, { name: 'x', quantum: 1 }] }), { message: /field names must be unique/ })
   await t.rejects(run({ position: ['x', 'z'] }), { message: /position field "z" is not a replicated field/ })
   await t.rejects(run({ input: [{ name: 'a', min: 1, max: 0 }] }), { message: /input a: min and max must be 32-bit integers with min <= max/ })
+  await t.rejects(run({ input: Array.from({ length: 257 }, (_, i) => ({ name: `i${i}`, min: 0, max: 1 })) }), { message: /at most 256 input values/ })
   await t.rejects(run({ layout: () => ({ capacity: 70000, width: 100, height: 100 }) }), { message: /capacity must be an integer in 1\.\.65536, got 70000/ })
   await t.rejects(run({ layout: () => ({ capacity: 10, width: 0, height: 100 }) }), { message: /width and height must be finite and > 0/ })
 })

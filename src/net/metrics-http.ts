@@ -45,7 +45,7 @@ export interface MetricsOptions {
   readonly ready?: () => boolean
   /** Sustained /metrics requests per second per client address. Default 5. */
   readonly ratePerAddress?: number
-  /** Requests per address allowed in a burst above the rate. Default 20. */
+  /** Requests per address allowed in a burst above the rate. Default 60. */
   readonly burstPerAddress?: number
   /** Addresses tracked at once (oldest dropped past it). Default 4096. */
   readonly maxAddresses?: number
@@ -55,8 +55,8 @@ export interface MetricsOptions {
 
 export const METRICS_DEFAULTS = Object.freeze({
   cacheSeconds: 1,
-  ratePerAddress: 5, // requests/s: Prometheus scrapes every 10-60 s; a few humans with curl fit too
-  burstPerAddress: 20, // requests
+  ratePerAddress: 10, // requests/s: Prometheus scrapes every 10-60 s; a few humans with curl fit too
+  burstPerAddress: 60, // requests: a watch loop or a test polling through a restart
   maxAddresses: 4096, // entries of about 100 bytes: well under 1 MiB
 })
 

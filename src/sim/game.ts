@@ -14,7 +14,7 @@
  * }
  * ```
  */
-import type { FieldSpec, InputSpec } from '../../proto/index.js'
+import { MAX_CLIENT_VALUES, type FieldSpec, type InputSpec } from '../../proto/index.js'
 import type { Grid } from './grid.js'
 import type { World } from './world.js'
 
@@ -91,6 +91,7 @@ export function validateGame(game: Game, maxPlayers: number): void {
   }
   if (game.position.length !== 2) fail(`position must name exactly two fields (x, y), got ${game.position.length}`)
   for (const p of game.position) if (!names.includes(p)) fail(`position field ${JSON.stringify(p)} is not a replicated field`)
+  if (game.input.length > MAX_CLIENT_VALUES) fail(`at most ${MAX_CLIENT_VALUES} input values (the server reads no longer INPUT frame), has ${game.input.length}`)
   for (const i of game.input) {
     const ok = Number.isInteger(i.min) && Number.isInteger(i.max) && i.min <= i.max && i.min >= -(2 ** 31) && i.max < 2 ** 31
     if (!ok) fail(`input ${i.name}: min and max must be 32-bit integers with min <= max, got [${i.min}, ${i.max}]`)
