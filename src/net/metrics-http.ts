@@ -43,7 +43,7 @@ export interface MetricsOptions {
   readonly cacheSeconds?: number
   /** Whether `/readyz` answers 200; default: always (once listening). */
   readonly ready?: () => boolean
-  /** Sustained /metrics requests per second per client address. Default 5. */
+  /** Sustained /metrics requests per second per client address. Default 10. */
   readonly ratePerAddress?: number
   /** Requests per address allowed in a burst above the rate. Default 60. */
   readonly burstPerAddress?: number
@@ -55,7 +55,7 @@ export interface MetricsOptions {
 
 export const METRICS_DEFAULTS = Object.freeze({
   cacheSeconds: 1,
-  ratePerAddress: 10, // requests/s: Prometheus scrapes every 10-60 s; a few humans with curl fit too
+  ratePerAddress: 10, // requests/s: Prometheus scrapes every 10-60 s; dashboards and curl loops fit too
   burstPerAddress: 60, // requests: a watch loop or a test polling through a restart
   maxAddresses: 4096, // entries of about 100 bytes: well under 1 MiB
 })
