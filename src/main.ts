@@ -15,6 +15,7 @@ import { ConfigError, defaultConfig, helpText, parseConfig, type Config } from '
 import { arena } from './games/arena.js'
 import { createLogger, EventLog, type Logger } from './log.js'
 import { Metrics } from './metrics/registry.js'
+import { FdGuard, fitFdLimit } from './net/fdguard.js'
 import { serveMetrics, type MetricsEndpoint } from './net/metrics-http.js'
 import type { Router } from './net/router.js'
 import { GameServer } from './net/server.js'
@@ -72,6 +73,8 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
   assertNativeUws()
   const game = opts.game ?? arena
   const log = opts.log ?? createLogger(config.logLevel)
+  // --max-players must fit below the open-file limit (the default is lowered to fit).
+  config = fitFdLimit(config, log)
   const frameMax = maxFrameBytes(config.maxVisible, game.fields.length)
   if (frameMax >= MAX_SAFE_FRAME) {
     throw new ConfigError(
@@ -124,11 +127,13 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     tickBudgetSeconds: dt,
   })
   let endpoint: MetricsEndpoint | null = null
+  let fdGuard: FdGuard | null = null
   let stopped: Promise<void> | null = null
   // Once: a second stop (a signal during a tick-exhaustion stop, a test teardown) returns the first one's promise.
   const stop = (drainMs?: number): Promise<void> =>
     (stopped ??= (async () => {
       loop.stop()
+      fdGuard?.stop()
       await server.shutdown(drainMs)
       endpoint?.close()
     })())
@@ -145,13 +150,16 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
   if (config.metricsPort !== 0) {
     try {
       const m = metrics
-      endpoint = await serveMetrics(config.metricsHost, config.metricsPort, m.contentType, () => m.text(), log)
+      endpoint = await serveMetrics({ host: config.metricsHost, port: config.metricsPort, registry: m.registry, render: () => m.text(), log, token: config.metricsToken, cacheSeconds: config.metricsCache, ready: () => server.ready && server.accepting })
     } catch (err) {
       server.shutdown()
       throw err
     }
   }
   loop.start()
+  // Near the open-file limit the public port stops accepting for a while (an EMFILE accept loop would spin).
+  fdGuard = FdGuard.forProcess(server, server.stats, log, config)
+  fdGuard?.start()
   log.info('tickwire listening', {
     port,
     ...(directPort ? { directPort } : {}),

@@ -322,7 +322,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
   let endpoint: MetricsEndpoint | null = null
   try {
     // The metrics port first: a port in use fails before any worker starts.
-    if (config.metricsPort !== 0) endpoint = await serveMetrics(config.metricsHost, config.metricsPort, own.contentType, render, log)
+    if (config.metricsPort !== 0) endpoint = await serveMetrics({ host: config.metricsHost, port: config.metricsPort, registry: own, render, log, token: config.metricsToken, cacheSeconds: config.metricsCache, ready: () => started && !stopping && slots.some((s) => s.ready) })
     const [first, ...rest] = slots
     await spawn(first as Slot) // one worker first: a port that cannot be bound fails once, clearly
     await Promise.all(rest.map(spawn))
