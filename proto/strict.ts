@@ -155,7 +155,7 @@ export const NumberArrayError = {
   MALFORMED: -1,
   /** More elements than `out` holds (all were numbers; the first `out.length` are in `out`). */
   TOO_LONG: -2,
-  /** An element is valid MessagePack but not a number (nil, bool, string, array): `out` has NaN there and numbers before it. */
+  /** An element is valid MessagePack but not a usable number (nil, bool, string, array, a 64-bit integer beyond ±2^53): `out` has NaN there and numbers before it. */
   NOT_A_NUMBER: -3,
 } as const
 
@@ -215,8 +215,11 @@ export function readNumberArray(b: Uint8Array, out: Float64Array): number {
         }
       }
       pos += size
-      // 64-bit integers beyond ±2^53 lose their value as numbers: refused, as decodeStrict does.
-      if ((t === 0xcf || t === 0xd3) && !Number.isSafeInteger(x)) return NumberArrayError.MALFORMED
+      // 64-bit integers beyond ±2^53 lose their value as numbers: a value error (decodeStrict refuses them too).
+      if ((t === 0xcf || t === 0xd3) && !Number.isSafeInteger(x)) {
+        if (i < out.length) out[i] = NaN
+        return NumberArrayError.NOT_A_NUMBER
+      }
     }
     if (i < out.length) out[i] = x
   }

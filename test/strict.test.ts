@@ -137,7 +137,7 @@ t.test('readNumberArray: flat arrays of numbers only, nothing allocated, nothing
   t.equal(readNumberArray(hex('92108100'), out), NumberArrayError.MALFORMED, 'a map element')
   t.equal(readNumberArray(hex('921001ff'), out), NumberArrayError.MALFORMED, 'trailing byte')
   t.equal(readNumberArray(hex('8110'), out), NumberArrayError.MALFORMED, 'not an array')
-  t.equal(readNumberArray(hex('9212cf8000000000000000'), out), NumberArrayError.MALFORMED, 'uint64 2^63: outside ±2^53')
+  t.equal(readNumberArray(hex('9212cf8000000000000000'), out), NumberArrayError.NOT_A_NUMBER, 'uint64 2^63: outside ±2^53, a value error')
   t.equal(readNumberArray(hex('9212cf001fffffffffffff'), out), 2, 'uint64 2^53 - 1 is fine')
   t.equal(readNumberArray(hex(''), out), NumberArrayError.MALFORMED, 'empty')
 })
