@@ -58,6 +58,7 @@ interface Options {
   gc: boolean
   trim: boolean
   mallocStats: boolean
+  serverLog: boolean
   env: Record<string, string>
   nodeArgs: string[]
   serverArgs: string[]
@@ -76,6 +77,7 @@ const HELP = `usage: node dist/bench/memory.js [options]
   --gc               also sample after a full V8 GC (inspector protocol)
   --malloc-stats     also read glibc malloc_stats() (gdb)
   --trim             also sample after glibc malloc_trim(0) (gdb)
+  --server-log       copy the server's stderr (its log) to this stderr
   --env K=V          server environment variable (repeatable), e.g. MALLOC_ARENA_MAX=2
   --node-arg FLAG    Node/V8 flag for the server (repeatable), e.g. --max-semi-space-size=4
   --server-arg ARG   extra tickwire argument (repeatable; a flag and its value are two)
@@ -97,6 +99,7 @@ function parseArgs(argv: readonly string[]): Options {
     gc: false,
     trim: false,
     mallocStats: false,
+    serverLog: false,
     env: {},
     nodeArgs: [],
     serverArgs: [],
@@ -126,6 +129,7 @@ function parseArgs(argv: readonly string[]): Options {
       case '--gc': o.gc = true; break
       case '--trim': o.trim = true; break
       case '--malloc-stats': o.mallocStats = true; break
+      case '--server-log': o.serverLog = true; break
       case '--env': {
         const kv = next()
         const eq = kv.indexOf('=')
@@ -173,7 +177,10 @@ class Server {
     ]
     this.metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`
     this.child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } })
-    this.child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()))
+    this.child.stderr?.on('data', (d: Buffer) => {
+      this.stderr += d.toString()
+      if (opts.serverLog) process.stderr.write(d)
+    })
   }
 
   get pid(): number {
@@ -351,9 +358,13 @@ async function measure(server: Server, opts: Options, phase: string, out: Sample
   out.push(await sample(server, opts, phase))
   print(out.at(-1) as Sample)
   if (opts.gc) {
-    await (await server.inspector()).call('HeapProfiler.collectGarbage')
+    const inspector = await server.inspector()
+    const t0 = performance.now()
+    await inspector.call('HeapProfiler.collectGarbage')
+    // The round trip bounds the pause: the server does nothing else meanwhile.
+    const ms = performance.now() - t0
     await sleep(500)
-    out.push(await sample(server, opts, `${phase}, after gc`))
+    out.push(await sample(server, opts, `${phase}, after gc (${ms.toFixed(0)} ms)`))
     print(out.at(-1) as Sample)
   }
   if (opts.trim) {
