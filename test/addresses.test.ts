@@ -277,3 +277,17 @@ t.test('two workers: a named-room upgrade flood from one address leaves the dire
   t.ok(first === 'welcome' || first === `close ${CloseCode.REDIRECT}`, `another address gets its room (or a redirect to it): ${first}`)
   mine.ws?.close()
 })
+
+t.test('an event-loop stall the tick loop sees is counted and logged once', async (t) => {
+  const lines: string[] = []
+  const tw = await startTest({}, { log: createLogger('warn', (l) => lines.push(l)) })
+  t.teardown(() => tw.stop())
+  await sleep(200)
+  const end = Date.now() + 800
+  while (Date.now() < end) {
+    // A game's endless loop, for 0.8 s.
+  }
+  await waitFor(() => lines.some((l) => l.includes('security: event loop stall')), 3000, 'the stall line')
+  t.match(lines.find((l) => l.includes('event loop stall')) ?? '', /warn security: event loop stall reason=tick ms=\d+ tick=\d+/)
+  t.ok((parseSamples(await tw.metrics.text()).get('tickwire_tick_stalls_total') ?? 0) >= 1, 'counted in tickwire_tick_stalls_total')
+})
