@@ -56,7 +56,7 @@ export const OPTIONS = {
   maxHeldPerAddress: { kind: 'int', default: 8, unit: 'seats', min: 0, max: 100000, doc: 'seats held for a resume for one client address; past it a dropped seat is released at once; 0: no limit' },
   maxIdleRoomsPerAddress: { kind: 'int', default: 2, unit: 'rooms', min: 0, max: 100000, doc: 'rooms kept alive only by one address\'s held seats (nobody else connected); past it such a seat is released at once; 0: no limit' },
   trustedProxies: { kind: 'string', default: '', unit: 'addresses', doc: 'comma-separated proxy addresses whose X-Forwarded-For names the client; empty: the socket\'s peer address is the client' },
-  allowedOrigins: { kind: 'string', default: '', unit: 'origins', doc: 'comma-separated Origins allowed to open /play (e.g. https://game.example.com), or *; empty: the server\'s own origin; requests without Origin (non-browser clients) are always allowed' },
+  allowedOrigins: { kind: 'string', default: '', unit: 'origins', doc: 'comma-separated Origins allowed to open /play (e.g. https://game.example.com; only these), or *; empty: the server\'s own origin, judged by Host; requests without Origin (non-browser clients) are always allowed' },
   fdReserve: { kind: 'int', default: 64, unit: 'file descriptors', min: 16, max: 100000, doc: 'kept free below RLIMIT_NOFILE: past it the public port stops accepting for a while (probes and metrics still answer); --max-players must fit below it' },
   workerStallTimeout: { kind: 'number', default: 5, unit: 's', min: 0.5, max: 3600, doc: 'a worker whose event loop does not answer the supervisor for this long is killed and replaced' },
   seed: { kind: 'int', default: 0, unit: '', min: 0, max: 0xffffffff, doc: 'random seed for rooms; 0 picks one at start' },

@@ -5,6 +5,7 @@
  * proxy's X-Forwarded-For; the Origin check; and the security log lines, with
  * no secret in them. Every loop is bounded.
  */
+import { connect } from 'node:net'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { CloseCode } from '../proto/index.js'
@@ -59,6 +60,8 @@ t.test('address parsing: IPv4-mapped, IPv6 /64 keys, trusted X-Forwarded-For onl
   t.equal(clientAddress('10.0.0.1', '198.51.100.1', proxy), '198.51.100.1', 'a trusted proxy names the client')
   t.equal(clientAddress('10.0.0.1', '6.6.6.6, 198.51.100.1, 10.0.0.2', proxy), '198.51.100.1', 'the rightmost hop that is not a trusted proxy (the client can forge the left ones)')
   t.equal(clientAddress('10.0.0.1', 'junk', proxy), '10.0.0.1', 'junk in the header: the proxy itself is the client')
+  t.equal(clientAddress('10.0.0.1', '198.51.100.7:5678', proxy), '198.51.100.7', 'a hop with a port (some proxies write it)')
+  t.equal(clientAddress('10.0.0.1', '[2001:db8::5]:443', proxy), '2001:0db8:0000:0000:0000:0000:0000:0005', 'a bracketed IPv6 hop with a port')
   t.equal(budgetKey('2001:db8:1:2:aaaa::1'), '2001:0db8:0001:0002::/64', 'IPv6 budgets are per /64')
   t.equal(budgetKey(clientAddress('2001:db8:1:2:bbbb::9', '', none)), '2001:0db8:0001:0002::/64')
   t.throws(() => parseTrustedProxies('10.0.0.0/8'), /not an IP address/)
@@ -73,6 +76,7 @@ t.test('address parsing: IPv4-mapped, IPv6 /64 keys, trusted X-Forwarded-For onl
   t.notOk(originAllowed(own, 'https://evil.example', '127.0.0.1:9001', 9001))
   t.notOk(originAllowed(own, 'null', '127.0.0.1:9001', 9001), 'opaque origin')
   t.ok(originAllowed(list, 'https://game.example.com', '10.1.1.1:9001', 9001))
+  t.notOk(originAllowed(list, 'http://evil.example', 'evil.example', 9001), 'with a list the Host fallback is off (DNS rebinding)')
   t.notOk(originAllowed(list, 'http://game.example.com', '10.1.1.1:9001', 9001), 'the scheme is part of the origin')
   t.ok(originAllowed(any, 'https://evil.example', 'x', 1))
   t.throws(() => parseAllowedOrigins('game.example.com'), /not an origin/)
@@ -166,6 +170,27 @@ t.test('squatting: dropped connections from one address cannot keep rooms or sea
   victim.ws?.close()
 })
 
+t.test('squatting with a helper connection: the hold is judged again when its room empties', async (t) => {
+  // Two connections of one address in a room; drop one (held: someone is still connected), close the other cleanly.
+  // The held seat alone now keeps the room alive, and must count against the idle-room allowance.
+  const tw = await startTest({ maxRooms: 20, resumeWindow: 30, upgradeRatePerAddress: 0, maxHeldPerAddress: 8, maxIdleRoomsPerAddress: 2 })
+  t.teardown(() => tw.stop())
+  for (let i = 0; i < 6; i++) {
+    const a = await open(`${tw.url}?room=dodge${i}`)
+    await a.welcomed
+    const b = await open(`${tw.url}?room=dodge${i}`)
+    await b.welcomed
+    b.ws?.terminate()
+    await b.closed
+    a.ws?.close()
+    await a.closed
+  }
+  await waitFor(() => tw.server.connections === 0, 5000, 'the sockets to close')
+  t.equal(tw.rooms.list.length, 2, 'two rooms kept by held seats (the allowance), not six')
+  t.equal(tw.server.held, 2)
+  t.equal((await samples(tw, 'tickwire_address_limited_total')).get('{reason="idle_rooms"}'), 4)
+})
+
 t.test('rooms per address: one address cannot create more than its share of rooms', async (t) => {
   const tw = await startTest({ maxRooms: 20, upgradeRatePerAddress: 0, maxRoomsPerAddress: 3 })
   t.teardown(() => tw.stop())
@@ -205,6 +230,18 @@ t.test('behind a trusted proxy the budget is per X-Forwarded-For client; untrust
   const c1 = await open(tw.url, '127.0.0.2', xff('1.1.1.1'))
   const c2 = await open(tw.url, '127.0.0.2', xff('1.1.1.2'))
   t.equal((await open(tw.url, '127.0.0.2', xff('1.1.1.3'))).status, 429, 'an untrusted peer is its own address')
+  // A client's own X-Forwarded-For line first, the proxy's line after it: the proxy's view wins.
+  const raw = (lines: string[]) =>
+    new Promise<string>((resolve) => {
+      const sock = connect(tw.port, '127.0.0.1', () =>
+        sock.write(['GET /play HTTP/1.1', 'Host: x', 'Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', ...lines, '', ''].join('\r\n')),
+      )
+      sock.once('data', (d) => {
+        resolve(d.toString().split('\r\n')[0] as string)
+        sock.destroy()
+      })
+    })
+  t.equal(await raw(['X-Forwarded-For: 7.7.7.7', 'X-Forwarded-For: 198.51.100.1']), 'HTTP/1.1 429 Too Many Requests', 'a forged first line does not pick the budget')
   for (const o of [a1, a2, b, c1, c2]) o.ws?.terminate()
 })
 

@@ -165,13 +165,23 @@ export function clientAddress(peer: string, forwardedFor: string, trusted: Reado
   if (trusted.size > 0 && trusted.has(addr) && forwardedFor !== '') {
     const hops = forwardedFor.split(',')
     for (let i = hops.length - 1; i >= 0; i--) {
-      const hop = (hops[i] as string).trim()
+      const hop = stripPort((hops[i] as string).trim())
       if (isIP(hop) === 0) break // junk: stop at the proxy we trust
       addr = canonical(hop)
       if (!trusted.has(addr)) break
     }
   }
   return addr
+}
+
+/** `1.2.3.4:5678` -> `1.2.3.4`, `[::1]:80` -> `::1` (some proxies write the client's port too); anything else unchanged. */
+function stripPort(hop: string): string {
+  if (hop.startsWith('[')) {
+    const end = hop.indexOf(']')
+    return end > 0 ? hop.slice(1, end) : hop
+  }
+  const colon = hop.indexOf(':')
+  return colon > 0 && hop.indexOf(':', colon + 1) < 0 ? hop.slice(0, colon) : hop
 }
 
 /** The /64 prefix of an IPv6 address (or the IPv4 of a mapped one); IPv4 unchanged. */

@@ -6,7 +6,11 @@
  * can send any header they like, so refusing them protects nobody).
  */
 
-/** `*`: every origin; otherwise the listed origins plus the server's own. */
+/**
+ * `*`: every origin; a list: exactly those origins; empty: the server's own,
+ * judged by the request's Host (which DNS rebinding can make any name: list
+ * your origins in production).
+ */
 export type OriginPolicy = { readonly any: true } | { readonly any: false; readonly allowed: ReadonlySet<string> }
 
 /** Parses `--allowed-origins`; throws a message naming a bad entry. */
@@ -31,10 +35,11 @@ export function parseAllowedOrigins(list: string): OriginPolicy {
 }
 
 /**
- * Whether a browser page of `origin` may open a game socket. `host` is the
- * request's Host header; the server's own origin is the one whose host is that
- * Host (so the page served at `/` may connect), or that Host's name with
- * `publicPort` (a page of the public port redirected to a worker's direct port).
+ * Whether a browser page of `origin` may open a game socket. With a list, only
+ * its origins. Without one, the server's own: `host` is the request's Host
+ * header, and the own origin is the one whose host is that Host (so the page
+ * served at `/` may connect), or that Host's name with `publicPort` (a page of
+ * the public port redirected to a worker's direct port).
  */
 export function originAllowed(policy: OriginPolicy, origin: string, host: string, publicPort: number): boolean {
   if (origin === '' || policy.any) return true
@@ -44,7 +49,7 @@ export function originAllowed(policy: OriginPolicy, origin: string, host: string
   } catch {
     return false // "null" (sandboxed frames, file:) and junk
   }
-  if (policy.allowed.has(url.origin)) return true
+  if (policy.allowed.size > 0) return policy.allowed.has(url.origin) // a list replaces the Host-based default
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return false
   const h = host.toLowerCase()
   const defaultPort = url.protocol === 'https:' ? '443' : '80'

@@ -155,6 +155,15 @@ const HOLD_ON: ReadonlySet<DisconnectReason> = new Set([
 
 const JOIN: Intent = { kind: 'join' }
 
+/** Every `X-Forwarded-For` line, joined in order (a proxy may add its own line instead of appending to the client's). */
+function forwardedFor(req: uWS.HttpRequest): string {
+  let all = ''
+  req.forEach((k, v) => {
+    if (k === 'x-forwarded-for') all = all === '' ? v : `${all},${v}`
+  })
+  return all
+}
+
 const CLOSE_REASON_OF: Record<number, DisconnectReason> = {
   [CloseCode.SHUTDOWN]: DisconnectReason.CLIENT_CLOSED, // a client may also send 1001 ("going away")
   1000: DisconnectReason.CLIENT_CLOSED,
@@ -184,9 +193,8 @@ export class GameServer {
   #nextSweep = 0
   /** Seats whose player is away, until resumed or expired. */
   readonly #held = new Set<Seat>()
-  #listens: us_listen_socket[] = []
-  /** Ports bound by listen/listenDirect, reopened by resumeAccepting. */
-  readonly #bound: { readonly port: number; readonly exclusive: boolean }[] = []
+  /** Ports bound by listen/listenDirect, with their listen socket (null while paused or after shutdown). */
+  readonly #bound: { readonly port: number; readonly exclusive: boolean; sock: us_listen_socket | null }[] = []
   #ready = false
   /** Set by shutdown(): resolves once every socket has closed. */
   #drained: Promise<void> | null = null
@@ -212,8 +220,8 @@ export class GameServer {
     this.#out = new Uint8Array(encodeBufferBytes(opts.maxVisible, game.fields.length))
     rooms.onCreate = (room) => {
       const creator = this.#creator
-      if (creator) creator.rooms++
       const link: RoomLink = { rep: new RoomReplicator(room.world, room.grid, game.fields, opts), instance: ResumeTokens.newInstance(), creator }
+      if (creator) creator.rooms++ // after anything that can throw: a room that was never built is never disposed
       room.link = link
       this.#router?.opened(room.id)
     }
@@ -309,8 +317,7 @@ export class GameServer {
           return
         }
         const bound = uWS.us_socket_local_port(sock as never)
-        this.#listens.push(sock)
-        this.#bound.push({ port: bound, exclusive: false })
+        this.#bound.push({ port: bound, exclusive: false, sock })
         this.#publicPort = bound
         this.#ready = true
         resolve(bound)
@@ -327,8 +334,7 @@ export class GameServer {
           return
         }
         const bound = uWS.us_socket_local_port(sock as never)
-        this.#listens.push(sock)
-        this.#bound.push({ port: bound, exclusive: true })
+        this.#bound.push({ port: bound, exclusive: true, sock })
         resolve(bound)
       })
     })
@@ -336,7 +342,7 @@ export class GameServer {
 
   /** Whether the listen sockets are open (false while paused by `pauseAccepting`, or after shutdown). */
   get accepting(): boolean {
-    return this.#listens.length > 0
+    return this.#bound.length > 0 && this.#bound.every((b) => b.sock !== null)
   }
 
   /**
@@ -347,25 +353,32 @@ export class GameServer {
    */
   pauseAccepting(): void {
     if (this.#drained) return
-    for (const sock of this.#listens) uWS.us_listen_socket_close(sock)
-    this.#listens = []
+    this.#closeListens()
+  }
+
+  /** Closes every open listen socket once (closing one twice is a use-after-free in uWS). */
+  #closeListens(): void {
+    for (const b of this.#bound) {
+      if (b.sock) uWS.us_listen_socket_close(b.sock)
+      b.sock = null
+    }
   }
 
   /** Reopens the ports closed by `pauseAccepting` (the same port numbers). Resolves false if one could not be bound again. */
   async resumeAccepting(): Promise<boolean> {
-    if (this.#drained || this.#listens.length > 0) return this.#listens.length > 0
-    const ports = this.#bound
-    let ok = true
-    for (const b of ports) {
+    // Only the ports still closed: one that failed to bind last time is tried again.
+    for (const b of this.#bound) {
+      if (this.#drained) break
+      if (b.sock) continue
       const sock = await new Promise<us_listen_socket | false>((resolve) => {
         if (b.exclusive) listenExclusive(this.#app, this.#opts.host, b.port, resolve)
         else this.#app.listen(this.#opts.host, b.port, resolve)
       })
-      if (!sock) ok = false
-      else if (this.#drained) uWS.us_listen_socket_close(sock) // a shutdown came while we reopened
-      else this.#listens.push(sock)
+      if (!sock) continue
+      if (this.#drained) uWS.us_listen_socket_close(sock) // a shutdown came while we reopened
+      else b.sock = sock
     }
-    return ok
+    return this.accepting
   }
 
   /** Seats held for a resume right now. */
@@ -402,8 +415,7 @@ export class GameServer {
    */
   shutdown(drainMs = 1000): Promise<void> {
     this.#ready = false
-    for (const sock of this.#listens) uWS.us_listen_socket_close(sock)
-    this.#listens = []
+    this.#closeListens()
     if (this.#drained) return this.#drained
     // Nobody can come back to a stopping process: held seats go now.
     for (const seat of [...this.#held]) this.#release(seat)
@@ -507,7 +519,7 @@ export class GameServer {
     const protocol = req.getHeader('sec-websocket-protocol')
     const extensions = req.getHeader('sec-websocket-extensions')
     const peer = Buffer.from(res.getRemoteAddressAsText()).toString()
-    const address = clientAddress(peer, this.#trusted.size > 0 ? req.getHeader('x-forwarded-for') : '', this.#trusted)
+    const address = clientAddress(peer, this.#trusted.size > 0 ? forwardedFor(req) : '', this.#trusted)
     if (!this.#ready) return this.#refuse(res, '503 Service Unavailable', 'server shutting down', UpgradeRejectReason.NOT_READY, address)
     const bad = handshakeRefusal(req)
     if (bad) {
@@ -852,6 +864,33 @@ export class GameServer {
     return true
   }
 
+  /**
+   * A room just lost a connected player: if nobody in it is connected any
+   * more, its remaining holds now keep it alive alone. Each becomes idle and is
+   * charged to its holder's idle-room budget; one past the budget is released.
+   * (Deciding only at the drop could be dodged: drop one connection while a
+   * second one of the same address is still in the room, then close that.)
+   */
+  #recheckIdle(room: Room): void {
+    if (room.link === undefined || this.#held.size === 0) return
+    const seats = room.seats
+    for (let i = 0; i < seats.length; i++) if ((seats[i]?.link as Session | undefined)?.conn) return
+    const max = this.#opts.maxIdleRoomsPerAddress
+    for (const seat of [...seats]) {
+      const session = seat.link as Session | undefined
+      const holder = session?.holder
+      if (!session || !holder || session.idleHold) continue
+      if (max > 0 && holder.idleHolds >= max) {
+        this.stats.addressLimited[AddressLimit.IDLE_ROOMS]++
+        this.#events.warn('address limit', { address: holder.key, reason: AddressLimit.IDLE_ROOMS })
+        this.#release(seat)
+      } else {
+        session.idleHold = true
+        holder.idleHolds++
+      }
+    }
+  }
+
   #close(ws: WebSocket<Conn>, code: number, message: ArrayBuffer): void {
     const conn = ws.getUserData()
     conn.ws = null
@@ -881,6 +920,7 @@ export class GameServer {
       } else this.#rooms.leave(seat) // a throw from the game's leave fails that room, not this handler
     }
     this.#book.disconnected(conn.addr, performance.now())
+    if (seat) this.#recheckIdle(seat.room)
     conn.viewer = null
     this.#log.debug('leave', { player: conn.playerId, code, reason })
     if (this.#drained && this.#conns.size === 0) this.#allClosed()
