@@ -7,7 +7,7 @@
 import { ConfigError } from '../config.js'
 import { arena } from '../games/arena.js'
 import { createLogger, withFields, type Logger } from '../log.js'
-import { start, type Tickwire } from '../main.js'
+import { start, type Tickwire } from '../start.js'
 import type { Placement, Router } from '../net/router.js'
 import type { Game } from '../sim/game.js'
 import { heartbeatMs, type ToSupervisor, type ToWorker } from './ipc.js'

@@ -1,0 +1,223 @@
+/**
+ * The library's `start()`: builds rooms, the network server, the tick loop
+ * and the metrics endpoint from a validated config, in this process. The CLI
+ * (main.ts) and the worker runtime (cluster/worker.ts) both call it; neither
+ * imports the other.
+ */
+import { randomBytes, randomInt } from 'node:crypto'
+import { ConfigError, type Config } from './config.js'
+import { arena } from './games/arena.js'
+import { createLogger, EventLog, type Logger } from './log.js'
+import { Metrics } from './metrics/registry.js'
+import { startReclaimer, type Reclaimer } from './reclaim.js'
+import { FdGuard, fitFdLimit } from './net/fdguard.js'
+import { serveMetrics, type MetricsEndpoint } from './net/metrics-http.js'
+import type { Router } from './net/router.js'
+import { GameServer } from './net/server.js'
+import { defaultWebDir, loadStatic } from './net/static.js'
+import { assertNativeUws } from './net/uws.js'
+import { maxFrameBytes, roomReplicationBytes, viewerBytes } from './replicate/replicator.js'
+import { systemClock, type Clock } from './sim/clock.js'
+import { validateGame, type Game } from './sim/game.js'
+import { TickLoop } from './sim/loop.js'
+import { Rooms } from './sim/room.js'
+
+/** Ticks travel as uint32 (about 4.5 years at 30 Hz, 207 days at 240 Hz). */
+const MAX_TICK = 0xffffffff - 1
+
+/** uWS core v20.43 can lose an uncorked send of >= 16 KiB; we cork, and also keep every frame below it. */
+const MAX_SAFE_FRAME = 16 * 1024
+
+export interface StartOptions {
+  /** The game to run; default: the reference arena. */
+  readonly game?: Game
+  readonly log?: Logger
+  readonly clock?: Clock
+  /** Resume-token key; default: `config.resumeSecret`, else random. Workers of one deployment share it. */
+  readonly secret?: Buffer
+  /** Where rooms live when this process is one worker of several (set by the worker runtime). */
+  readonly router?: Router
+  /** Also listen on this direct port (exclusive; 0: a free one). Workers do; a single process does not. */
+  readonly directPort?: number
+  /** Folder of the built browser client served at `/`; default `dist/web`. */
+  readonly webDir?: string
+}
+
+/** A running tickwire process. */
+export interface Tickwire {
+  readonly config: Config
+  /** Public port actually bound. */
+  readonly port: number
+  /** Metrics port actually bound, or 0 when disabled. */
+  readonly metricsPort: number
+  /** This worker's direct port, or 0 when it has none. */
+  readonly directPort: number
+  readonly server: GameServer
+  readonly rooms: Rooms
+  readonly loop: TickLoop
+  readonly metrics: Metrics
+  /**
+   * Graceful stop: not ready, listen sockets closed, loop stopped, players closed
+   * with SHUTDOWN once their queued bytes are out (`drainMs`, default 1 s, at most). Resolves when all are closed.
+   */
+  stop(drainMs?: number): Promise<void>
+}
+
+/** Starts tickwire with `config` (validated) and resolves once both ports are bound. */
+export async function start(config: Config, opts: StartOptions = {}): Promise<Tickwire> {
+  assertNativeUws()
+  const game = opts.game ?? arena
+  const log = opts.log ?? createLogger(config.logLevel)
+  // --max-players must fit below the open-file limit (the default is lowered to fit).
+  config = fitFdLimit(config, log)
+  const frameMax = maxFrameBytes(config.maxVisible, game.fields.length)
+  if (frameMax >= MAX_SAFE_FRAME) {
+    throw new ConfigError(
+      `--max-visible ${config.maxVisible} allows STATE frames of up to ${frameMax} bytes with ${game.fields.length} fields; keep them under ${MAX_SAFE_FRAME}`,
+    )
+  }
+  validateGame(game, config.maxPlayersPerRoom)
+  checkBudget(config, game, frameMax)
+  const seed = config.seed !== 0 ? config.seed : randomInt(1, 0xffffffff)
+  const rooms = new Rooms(game, {
+    maxPlayersPerRoom: config.maxPlayersPerRoom,
+    maxRooms: config.maxRooms,
+    cellSize: config.aoiRadius,
+    seed,
+  })
+  const secret = opts.secret ?? (config.resumeSecret !== '' ? Buffer.from(config.resumeSecret) : randomBytes(32))
+  const web = loadStatic(opts.webDir ?? defaultWebDir())
+  if (!web.has('/')) log.warn('browser client not built (run npm run build): / answers 404', { dir: opts.webDir ?? defaultWebDir() })
+  const server = new GameServer(rooms, config, log, { secret, router: opts.router, web })
+  const clock = opts.clock ?? systemClock
+  const dt = 1 / config.tickHz
+  let metrics: Metrics | undefined
+  const stallEvents = new EventLog(log)
+  const loop = new TickLoop({
+    hz: config.tickHz,
+    maxCatchUpTicks: config.maxCatchUpTicks,
+    clock,
+    onStall: (ms) => stallEvents.warn('event loop stall', { reason: 'tick', ms: Math.round(ms), tick: loop.tick }),
+    onTick: (tick) => {
+      if (tick >= MAX_TICK) {
+        // Ticks travel as uint32: stop cleanly (clients get SHUTDOWN and rejoin a restarted server) rather than wrap.
+        log.error('tick counter exhausted: stopping; restart the process', { tick, days: Math.floor(tick / config.tickHz / 86400) })
+        process.exitCode = 1
+        void stop()
+        return
+      }
+      const t0 = clock.now()
+      rooms.step(dt, tick)
+      server.sendTick(tick)
+      metrics?.observeTick((clock.now() - t0) / 1000, loop.lastLatenessMs / 1000)
+    },
+  })
+  metrics = new Metrics({
+    stats: server.stats,
+    loop,
+    rooms: () => rooms.list.length,
+    players: () => rooms.players,
+    buffered: () => server.bufferedBytes(),
+    held: () => server.held,
+    tickBudgetSeconds: dt,
+  })
+  let endpoint: MetricsEndpoint | null = null
+  let fdGuard: FdGuard | null = null
+  let reclaimer: Reclaimer | null = null
+  let stopped: Promise<void> | null = null
+  // Once: a second stop (a signal during a tick-exhaustion stop, a test teardown) returns the first one's promise.
+  const stop = (drainMs?: number): Promise<void> =>
+    (stopped ??= (async () => {
+      loop.stop()
+      fdGuard?.stop()
+      reclaimer?.stop()
+      await server.shutdown(drainMs)
+      endpoint?.close()
+    })())
+  const port = await server.listen()
+  let directPort = 0
+  if (opts.directPort !== undefined) {
+    try {
+      directPort = await server.listenDirect(opts.directPort)
+    } catch (err) {
+      void server.shutdown()
+      throw err
+    }
+  }
+  if (config.metricsPort !== 0) {
+    try {
+      const m = metrics
+      endpoint = await serveMetrics({ host: config.metricsHost, port: config.metricsPort, registry: m.registry, render: () => m.text(), log, token: config.metricsToken, cacheSeconds: config.metricsCache, ready: () => server.ready && server.accepting })
+    } catch (err) {
+      server.shutdown()
+      throw err
+    }
+  }
+  loop.start()
+  // Near the open-file limit the public port stops accepting for a while (an EMFILE accept loop would spin).
+  fdGuard = FdGuard.forProcess(server, server.stats, log, config)
+  fdGuard?.start()
+  // After a peak, one full GC hands the closed rooms' memory back (V8 would wait for allocation pressure).
+  reclaimer = startReclaimer(() => rooms.list.length, log)
+  log.info('tickwire listening', {
+    port,
+    ...(directPort ? { directPort } : {}),
+    metricsPort: endpoint?.port ?? 0,
+    game: game.name,
+    tickHz: config.tickHz,
+    seed,
+    pid: process.pid,
+  })
+  return {
+    config,
+    port,
+    metricsPort: endpoint?.port ?? 0,
+    directPort,
+    server,
+    rooms,
+    loop,
+    metrics,
+    stop,
+  }
+}
+
+const MiB = 1024 * 1024
+/** Limits that keep one bad setting from exhausting the machine (per room, per player). */
+const MAX_ROOM_BYTES = 1024 * MiB
+const MAX_VIEWER_BYTES = 2 * MiB
+const MAX_VIEWERS_BYTES = 8192 * MiB
+const MAX_CELLS = 1_000_000
+
+/** Cross-checks the config against the game's world: memory per room and per player, grid size, backpressure caps. */
+function checkBudget(config: Config, game: Game, frameMax: number): void {
+  const layout = game.layout(config.maxPlayersPerRoom)
+  const cells = Math.ceil(layout.width / config.aoiRadius) * Math.ceil(layout.height / config.aoiRadius)
+  if (cells > MAX_CELLS) {
+    throw new ConfigError(
+      `--aoi-radius ${config.aoiRadius} cuts the game's ${layout.width} x ${layout.height} world into ${cells} grid cells per room; at most ${MAX_CELLS} (raise --aoi-radius)`,
+    )
+  }
+  const room = roomReplicationBytes(config.historyTicks, layout.capacity, game.fields.length, cells)
+  if (room > MAX_ROOM_BYTES) {
+    throw new ConfigError(
+      `--history-ticks ${config.historyTicks} with --max-players-per-room ${config.maxPlayersPerRoom} (${layout.capacity} entities) needs ${Math.ceil(room / MiB)} MiB per room; at most ${MAX_ROOM_BYTES / MiB} MiB`,
+    )
+  }
+  const viewer = viewerBytes(config.ackWindow, config.maxVisible)
+  if (viewer > MAX_VIEWER_BYTES) {
+    throw new ConfigError(
+      `--ack-window ${config.ackWindow} with --max-visible ${config.maxVisible} needs ${Math.ceil(viewer / MiB)} MiB per player; at most ${MAX_VIEWER_BYTES / MiB} MiB`,
+    )
+  }
+  if (viewer * config.maxPlayers > MAX_VIEWERS_BYTES) {
+    throw new ConfigError(
+      `--max-players ${config.maxPlayers} at ${Math.ceil(viewer / 1024)} KiB each (--ack-window, --max-visible) needs ${Math.ceil((viewer * config.maxPlayers) / MiB)} MiB; at most ${MAX_VIEWERS_BYTES / MiB} MiB`,
+    )
+  }
+  if (config.hardBackpressure < config.softBackpressure + frameMax) {
+    throw new ConfigError(
+      `--hard-backpressure (${config.hardBackpressure} bytes) must be at least --soft-backpressure plus one frame (${config.softBackpressure + frameMax} bytes)`,
+    )
+  }
+}
+
