@@ -1,5 +1,6 @@
 /**
- * The public uWS app: `/play` WebSocket upgrades, `/healthz`, `/readyz`.
+ * The public uWS app: `/play` WebSocket upgrades (plain HTTP routes are in
+ * http-routes.ts, the query in query.ts, per-address budgets in addresses.ts).
  * Knows sockets, flow control and the wire format; knows no game rules (those
  * stay behind `Rooms` and the `Game` interface).
  *
@@ -23,11 +24,8 @@ import {
   CloseCode,
   CloseReason,
   ClientError,
-  MAX_NAME_BYTES,
-  MAX_TOKEN_CHARS,
   MsgType,
   PROTOCOL_VERSION,
-  ROOM_ID_PATTERN,
   encodePong,
   encodeRedirect,
   encodeWelcome,
@@ -40,7 +38,9 @@ import { AddressLimit, DisconnectReason, FullStateReason, RejectReason, ResumeOu
 import { AckResult, FullReason, RoomReplicator, encodeBufferBytes, maxFrameBytes, type Viewer } from '../replicate/replicator.js'
 import { JoinRefusal, type Room, type Rooms, type Seat } from '../sim/room.js'
 import { AddressBook, budgetKey, clientAddress, parseTrustedProxies, type AddressEntry, type AddressLimits } from './addresses.js'
-import { HandshakeRefusal, endBody, handshakeRefusal, writeRefusal } from './handshake.js'
+import { handshakeRefusal, writeRefusal } from './handshake.js'
+import { mountHttpRoutes } from './http-routes.js'
+import { parseJoinQuery } from './query.js'
 import { originAllowed, parseAllowedOrigins, type OriginPolicy } from './origin.js'
 import { ResumeTokens, type TokenClaims } from './resume.js'
 import type { StaticFile } from './static.js'
@@ -79,13 +79,6 @@ export interface ServerDeps {
   readonly web?: ReadonlyMap<string, StaticFile>
 }
 
-/** Sent with every file of the browser client. The page talks WebSocket to this host and to the direct ports. */
-const WEB_HEADERS: readonly (readonly [string, string])[] = [
-  ['x-content-type-options', 'nosniff'],
-  ['referrer-policy', 'no-referrer'],
-  ['x-frame-options', 'DENY'],
-  ['content-security-policy', "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; base-uri 'none'; frame-ancestors 'none'"],
-]
 
 /** Per-room state of the network layer (`Room.link`). */
 interface RoomLink {
@@ -251,56 +244,13 @@ export class GameServer {
       },
       close: (ws, code, message) => this.#close(ws, code, message),
     })
-    // Every GET route answers HEAD too (same headers, no body: see endBody).
-    const get = (path: string, handler: (res: uWS.HttpResponse, req: uWS.HttpRequest, head: boolean) => void): void => {
-      this.#app.get(path, (res, req) => handler(res, req, false))
-      this.#app.head(path, (res, req) => handler(res, req, true))
-    }
-    // uWS routes a GET /play here, not to the upgrade handler, when its Sec-WebSocket-Key is absent or not 24 characters.
-    get('/play', (res, req, head) => {
-      this.stats.upgradesRejected[UpgradeRejectReason.HANDSHAKE]++
-      writeRefusal(res, handshakeRefusal(req) ?? HandshakeRefusal.BAD_KEY, head)
-    })
-    this.#app.any('/play', (res) => {
-      this.stats.upgradesRejected[UpgradeRejectReason.HANDSHAKE]++
-      res.writeStatus('405 Method Not Allowed').writeHeader('allow', 'GET, HEAD').writeHeader('content-type', 'text/plain').end('use GET with a websocket upgrade\n', true)
-    })
-    get('/healthz', (res, _req, head) => {
-      endBody(res.writeHeader('content-type', 'text/plain'), 'ok\n', head)
-    })
-    get('/readyz', (res, _req, head) => {
-      if (this.#ready) endBody(res.writeHeader('content-type', 'text/plain'), 'ready\n', head)
-      else endBody(res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain'), 'not ready\n', head)
-    })
     // What a browser client needs to know beyond WELCOME: the world's size (the game's layout for a full room).
     const layout = game.layout(rooms.maxPlayersPerRoom)
-    const info = JSON.stringify({ game: game.name, protocol: PROTOCOL_VERSION, tickHz: opts.tickHz, maxPlayersPerRoom: rooms.maxPlayersPerRoom, world: { width: layout.width, height: layout.height } })
-    get('/info', (res, _req, head) => {
-      endBody(res.writeHeader('content-type', 'application/json').writeHeader('cache-control', 'no-cache'), info, head)
-    })
-    const web = deps.web ?? new Map<string, StaticFile>()
-    // One exact route per file: a request path never reaches the file system.
-    for (const [path, file] of web) {
-      get(path, (res, req, head) => {
-        if (req.getHeader('if-none-match') === file.etag) {
-          // endWithoutBody: uWS's end() would add Content-Length: 0, which a 304 must not carry (RFC 9110 §8.6).
-          res.writeStatus('304 Not Modified').writeHeader('etag', file.etag).writeHeader('cache-control', file.cacheControl).endWithoutBody()
-          return
-        }
-        res.writeHeader('content-type', file.type).writeHeader('etag', file.etag).writeHeader('cache-control', file.cacheControl)
-        for (const [k, v] of WEB_HEADERS) res.writeHeader(k, v)
-        endBody(res, file.body, head)
-      })
-    }
-    if (!web.has('/')) {
-      get('/', (res, _req, head) => {
-        this.stats.upgradesRejected[UpgradeRejectReason.NOT_FOUND]++
-        endBody(res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain'), 'web client not built: run npm run build\n', head)
-      })
-    }
-    this.#app.any('/*', (res, req) => {
-      this.stats.upgradesRejected[UpgradeRejectReason.NOT_FOUND]++
-      endBody(res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain'), 'not found\n', req.getMethod() === 'head')
+    mountHttpRoutes(this.#app, {
+      stats: this.stats,
+      ready: () => this.#ready,
+      info: { game: game.name, protocol: PROTOCOL_VERSION, tickHz: opts.tickHz, maxPlayersPerRoom: rooms.maxPlayersPerRoom, world: { width: layout.width, height: layout.height } },
+      web: deps.web ?? new Map<string, StaticFile>(),
     })
   }
 
@@ -540,29 +490,18 @@ export class GameServer {
       return this.#refuse(res, '429 Too Many Requests', body, UpgradeRejectReason.ADDRESS_LIMIT, address, [['retry-after', '1']])
     }
     // From here the connection counts against `addr` until it closes (or its upgrade is abandoned).
-    const query = new URLSearchParams(req.getQuery() ?? '')
-    const room = query.get('room')
-    const name = query.get('name') ?? ''
-    const player = query.get('player')
-    const token = query.get('resume')
-    let problem: string | null = null
-    if (room !== null && !ROOM_ID_PATTERN.test(room)) problem = 'room must be 1-32 characters of A-Z a-z 0-9 _ -'
-    else if (Buffer.byteLength(name) > MAX_NAME_BYTES) problem = `name must be at most ${MAX_NAME_BYTES} bytes of UTF-8`
-    // eslint-disable-next-line no-control-regex
-    else if (/[\u0000-\u001f\u007f]/.test(name)) problem = 'name must not contain control characters'
-    else if ((player === null) !== (token === null) || (token !== null && room === null)) problem = 'resume needs room, player and resume together'
-    else if (player !== null && !/^[1-9][0-9]{0,9}$/.test(player)) problem = 'player must be a positive integer'
-    else if (token !== null && token.length > MAX_TOKEN_CHARS) problem = `resume must be at most ${MAX_TOKEN_CHARS} characters`
-    if (problem) {
+    const q = parseJoinQuery(req.getQuery() ?? '')
+    if ('problem' in q) {
       this.#book.disconnected(addr, now)
-      return this.#refuse(res, '400 Bad Request', problem, UpgradeRejectReason.BAD_QUERY, address)
+      return this.#refuse(res, '400 Bad Request', q.problem, UpgradeRejectReason.BAD_QUERY, address)
     }
+    const { room, name, resume } = q
     let intent: Intent = JOIN
     let playerId: number
-    if (token !== null) {
-      playerId = Number(player)
+    if (resume !== null) {
+      playerId = resume.player
       // Checked here, by any worker: a forged token is refused without a trip to the room's owner.
-      const claims = this.#tokens.verify(token, room as string, playerId)
+      const claims = this.#tokens.verify(resume.token, room as string, playerId)
       if (claims) intent = { kind: 'resume', claims }
       else {
         this.stats.resumes[ResumeOutcome.INVALID]++
