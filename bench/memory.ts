@@ -34,9 +34,10 @@
  * `--json FILE` the samples as JSON.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { readFileSync, realpathSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { WebSocket } from 'ws'
+import { isEntry } from '../src/entry.js'
 import { freePort } from '../src/net/ports.js'
 import { formatTable, machine } from './lib/report.js'
 import type { Bot, BotEvents } from './load/adapter.js'
@@ -504,17 +505,8 @@ async function run(opts: Options): Promise<void> {
   }
 }
 
-function isEntry(): boolean {
-  const argv1 = process.argv[1]
-  if (!argv1) return false
-  try {
-    return realpathSync(argv1) === realpathSync(fileURLToPath(import.meta.url))
-  } catch {
-    return false
-  }
-}
 
-if (isEntry()) {
+if (isEntry(import.meta.url)) {
   let opts: Options
   try {
     opts = parseArgs(process.argv.slice(2))

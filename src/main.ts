@@ -4,13 +4,12 @@
  * start.ts) or a supervisor with workers. Also the package root: it
  * re-exports the public API. Started by a supervisor, it runs as a worker.
  */
-import { realpathSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { fileURLToPath } from 'node:url'
 import { WORKER_ENV } from './cluster/ipc.js'
 import { startSupervisor, type Supervisor } from './cluster/supervisor.js'
 import { runWorker } from './cluster/worker.js'
 import { ConfigError, defaultConfig, helpText, parseConfig, type Config } from './config.js'
+import { isEntry } from './entry.js'
 import { createLogger, type Logger } from './log.js'
 import { start, type Tickwire } from './start.js'
 /** Worker processes to run: `--workers`, or one per available core when it is 0. */
@@ -124,17 +123,8 @@ export type { Game, GameRoom, RoomContext, RoomLayout } from './sim/game.js'
 export type { Grid } from './sim/grid.js'
 export type { World } from './sim/world.js'
 
-function isEntry(): boolean {
-  const argv1 = process.argv[1]
-  if (!argv1) return false
-  try {
-    return realpathSync(argv1) === realpathSync(fileURLToPath(import.meta.url))
-  } catch {
-    return false
-  }
-}
 
-if (isEntry()) {
+if (isEntry(import.meta.url)) {
   main(process.argv.slice(2), process.env).catch((err: Error) => {
     process.stderr.write(`tickwire: ${err.stack ?? err.message}\n`)
     process.exit(1)

@@ -7,8 +7,8 @@
  * Ramps bots up, holds them for the duration, prints a progress line each
  * second and a final report (text, or JSON with --json FILE).
  */
-import { realpathSync, writeFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { writeFileSync } from 'node:fs'
+import { isEntry } from '../../src/entry.js'
 import { LoadRun, type WindowStats } from './loadrun.js'
 import type { AdapterName } from './protocol.js'
 import { scrape } from './scrape.js'
@@ -135,15 +135,8 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-function isEntry(): boolean {
-  try {
-    return !!process.argv[1] && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url))
-  } catch {
-    return false
-  }
-}
 
-if (isEntry()) {
+if (isEntry(import.meta.url)) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (err: Error) => {
