@@ -1,18 +1,14 @@
 /**
  * The public uWS app: `/play` WebSocket upgrades (plain HTTP routes are in
- * http-routes.ts, the query in query.ts, per-address budgets in addresses.ts).
+ * http-routes.ts, the query in query.ts, per-address budgets in addresses.ts,
+ * flow control and the send of a frame in flow.ts).
  * Knows sockets, flow control and the wire format; knows no game rules (those
  * stay behind `Rooms` and the `Game` interface).
  *
- * Per-socket backpressure, checked before every frame, in this order:
- *  1. buffered bytes > hardBackpressure: close TOO_SLOW;
- *  2. ack window full (Viewer.canSend): skip this tick (reason ack_window);
- *  3. buffered bytes > softBackpressure: skip this tick (reason buffered);
- *  4. skipped without a break for maxStallSeconds: close TOO_SLOW.
- * A skipped frame needs no resend: the next one is encoded against the
- * client's ack, so it carries everything missed. uWS's own maxBackpressure is
- * set above the hard cap, so uWS never drops a frame; if it ever reports a
- * drop anyway, the player is closed with DESYNC rather than left desynced.
+ * Per-socket backpressure (flow.ts) is checked before every frame. uWS's own
+ * maxBackpressure is set above the hard cap, so uWS never drops a frame; if
+ * it ever reports a drop anyway, the player is closed with DESYNC rather than
+ * left desynced.
  *
  * Sessions: a player whose connection drops (1006, idle timeout, TOO_SLOW,
  * DESYNC) keeps their seat for `resumeWindow` seconds; the avatar stands
@@ -34,11 +30,12 @@ import {
   type ClientMessage,
 } from '../../proto/index.js'
 import { EventLog, type Logger } from '../log.js'
-import { AddressLimit, DisconnectReason, FullStateReason, RejectReason, ResumeOutcome, SkipReason, Stats, UpgradeRejectReason } from '../metrics/stats.js'
-import { AckResult, FullReason, RoomReplicator, encodeBufferBytes, maxFrameBytes, type Viewer } from '../replicate/replicator.js'
+import { AddressLimit, DisconnectReason, RejectReason, ResumeOutcome, Stats, UpgradeRejectReason } from '../metrics/stats.js'
+import { AckResult, RoomReplicator, encodeBufferBytes, maxFrameBytes, type Viewer } from '../replicate/replicator.js'
 import { JoinRefusal, type Room, type Rooms, type Seat } from '../sim/room.js'
 import { AddressBook, budgetKey, clientAddress, parseTrustedProxies, type AddressEntry, type AddressLimits } from './addresses.js'
 import { handshakeRefusal, writeRefusal } from './handshake.js'
+import { FrameSender, SendResult } from './flow.js'
 import { mountHttpRoutes } from './http-routes.js'
 import { parseJoinQuery } from './query.js'
 import { originAllowed, parseAllowedOrigins, type OriginPolicy } from './origin.js'
@@ -170,8 +167,7 @@ export class GameServer {
   readonly #opts: ServerOptions
   readonly #log: Logger
   readonly #app: TemplatedApp
-  readonly #out: Uint8Array
-  readonly #views: Uint8Array[] = []
+  readonly #sender: FrameSender
   readonly #conns = new Set<Conn>()
   readonly #tokens: ResumeTokens
   readonly #router: Router | undefined
@@ -193,10 +189,6 @@ export class GameServer {
   #drained: Promise<void> | null = null
   #allClosed: () => void = () => {}
   #nextPlayerId = 1
-  // State for the one cork callback (no closure per send).
-  #corkWs: WebSocket<Conn> | null = null
-  #corkFrame: Uint8Array = new Uint8Array(0)
-  #corkResult = 0
 
   constructor(rooms: Rooms, opts: ServerOptions, log: Logger, deps: ServerDeps) {
     this.#rooms = rooms
@@ -210,7 +202,7 @@ export class GameServer {
     this.#origins = parseAllowedOrigins(opts.allowedOrigins)
     const game = rooms.game
     const frameMax = maxFrameBytes(opts.maxVisible, game.fields.length)
-    this.#out = new Uint8Array(encodeBufferBytes(opts.maxVisible, game.fields.length))
+    this.#sender = new FrameSender(opts, this.stats, encodeBufferBytes(opts.maxVisible, game.fields.length))
     rooms.onCreate = (room) => {
       const creator = this.#creator
       const link: RoomLink = { rep: new RoomReplicator(room.world, room.grid, game.fields, opts), instance: ResumeTokens.newInstance(), creator }
@@ -419,40 +411,9 @@ export class GameServer {
     const viewer = conn.viewer
     const seat = conn.seat
     if (!ws || !viewer || !seat) return
-    const buffered = ws.getBufferedAmount()
-    if (buffered > this.#opts.hardBackpressure) {
-      this.#closeWith(conn, 'TOO_SLOW', DisconnectReason.TOO_SLOW)
-      return
-    }
-    let skip: SkipReason | null = null
-    if (!viewer.canSend()) skip = SkipReason.ACK_WINDOW
-    else if (buffered > this.#opts.softBackpressure) skip = SkipReason.BUFFERED
-    if (skip !== null) {
-      this.stats.skipped[skip]++
-      if (conn.stallSince === 0) conn.stallSince = now
-      else if (now - conn.stallSince > this.#opts.maxStallSeconds * 1000) this.#closeWith(conn, 'TOO_SLOW', DisconnectReason.TOO_SLOW)
-      return
-    }
-    conn.stallSince = 0
-    const len = rep.encode(viewer, seat.appliedSeq, this.#out)
-    if (viewer.lastFull === FullReason.JOIN) this.stats.fullStates[FullStateReason.JOIN]++
-    else if (viewer.lastFull === FullReason.BASELINE_EXPIRED) this.stats.fullStates[FullStateReason.BASELINE_EXPIRED]++
-    this.#corkWs = ws
-    // One view of `#out` per frame length, made once: no allocation per send.
-    this.#corkFrame = this.#views[len] ??= this.#out.subarray(0, len)
-    ws.cork(this.#corkedSend)
-    this.#corkWs = null
-    if (this.#corkResult === 2) {
-      this.#closeWith(conn, 'DESYNC', DisconnectReason.DESYNC)
-      return
-    }
-    this.stats.framesSent++
-    this.stats.messagesSent++
-    this.stats.bytesSent += len
-  }
-
-  readonly #corkedSend = (): void => {
-    this.#corkResult = (this.#corkWs as WebSocket<Conn>).send(this.#corkFrame, true)
+    const r = this.#sender.send(ws as WebSocket<unknown>, conn, viewer, rep, seat.appliedSeq, now)
+    if (r === SendResult.TOO_SLOW) this.#closeWith(conn, 'TOO_SLOW', DisconnectReason.TOO_SLOW)
+    else if (r === SendResult.DESYNC) this.#closeWith(conn, 'DESYNC', DisconnectReason.DESYNC)
   }
 
   /** Answers an upgrade with an HTTP error instead; counted by `why`, logged (rate-limited) with the address. */
