@@ -11,8 +11,8 @@
  * left desynced.
  *
  * Sessions: a player whose connection drops (1006, idle timeout, TOO_SLOW,
- * DESYNC) keeps their seat for `resumeWindow` seconds; the avatar stands
- * still (neutral input). A new connection with the seat's resume token takes
+ * DESYNC) keeps their seat for `resumeWindow` seconds within its address's
+ * budgets (holds.ts); the avatar stands still (neutral input). A new connection with the seat's resume token takes
  * it back with a full state. Rooms owned by another worker are answered with
  * REDIRECT (see router.ts).
  */
@@ -36,6 +36,7 @@ import { JoinRefusal, type Room, type Rooms, type Seat } from '../sim/room.js'
 import { AddressBook, budgetKey, clientAddress, parseTrustedProxies, type AddressEntry, type AddressLimits } from './addresses.js'
 import { handshakeRefusal, writeRefusal } from './handshake.js'
 import { FrameSender, SendResult } from './flow.js'
+import { SeatHolds, newSession, type Session as HoldSession } from './holds.js'
 import { mountHttpRoutes } from './http-routes.js'
 import { parseJoinQuery } from './query.js'
 import { originAllowed, parseAllowedOrigins, type OriginPolicy } from './origin.js'
@@ -87,17 +88,7 @@ interface RoomLink {
 }
 
 /** A player's hold on a seat, across connections (`Seat.link`). */
-interface Session {
-  /** The connection playing this seat; null while the seat is held. */
-  conn: Conn | null
-  /** Bumped on each resume: the token of generation `gen` is the only valid one. */
-  gen: number
-  /** While held: when the hold ends (performance.now() ms). */
-  heldUntil: number
-  /** While held: the budget the hold counts against, and whether it was all that kept the room alive. */
-  holder: AddressEntry | null
-  idleHold: boolean
-}
+type Session = HoldSession<Conn>
 
 /** What a connection asked for beyond a plain join, decided at the upgrade. */
 type Intent =
@@ -181,7 +172,7 @@ export class GameServer {
   #publicPort = 0
   #nextSweep = 0
   /** Seats whose player is away, until resumed or expired. */
-  readonly #held = new Set<Seat>()
+  readonly #holds: SeatHolds
   /** Ports bound by listen/listenDirect, with their listen socket (null while paused or after shutdown). */
   readonly #bound: { readonly port: number; readonly exclusive: boolean; sock: us_listen_socket | null }[] = []
   #ready = false
@@ -200,6 +191,7 @@ export class GameServer {
     this.#book = new AddressBook(opts)
     this.#trusted = parseTrustedProxies(opts.trustedProxies)
     this.#origins = parseAllowedOrigins(opts.allowedOrigins)
+    this.#holds = new SeatHolds(rooms, this.#book, this.stats, this.#events, opts)
     const game = rooms.game
     const frameMax = maxFrameBytes(opts.maxVisible, game.fields.length)
     this.#sender = new FrameSender(opts, this.stats, encodeBufferBytes(opts.maxVisible, game.fields.length))
@@ -214,7 +206,7 @@ export class GameServer {
       const creator = (room.link as RoomLink | undefined)?.creator
       room.link = undefined
       if (creator) this.#book.roomClosed(creator, performance.now())
-      for (const seat of room.seats) if (this.#held.has(seat)) this.#endHold(seat)
+      this.#holds.roomDisposed(room)
       this.#router?.closed(room.id)
     }
     rooms.onError = (room, err) => this.#closeFailedRoom(room, err)
@@ -325,7 +317,7 @@ export class GameServer {
 
   /** Seats held for a resume right now. */
   get held(): number {
-    return this.#held.size
+    return this.#holds.size
   }
 
   get ready(): boolean {
@@ -360,7 +352,7 @@ export class GameServer {
     this.#closeListens()
     if (this.#drained) return this.#drained
     // Nobody can come back to a stopping process: held seats go now.
-    for (const seat of [...this.#held]) this.#release(seat)
+    this.#holds.releaseAll()
     this.#drained = new Promise<void>((resolve) => {
       const deadline = setTimeout(() => {
         for (const conn of [...this.#conns]) this.#closeWith(conn, 'SHUTDOWN', DisconnectReason.SHUTDOWN)
@@ -381,7 +373,7 @@ export class GameServer {
   sendTick(tick: number): void {
     if (this.#drained) return // shutting down: no more frames
     const now = performance.now()
-    if (this.#held.size > 0) this.#expireHolds(now)
+    if (this.#holds.size > 0) this.#holds.expire(now)
     if (now >= this.#nextSweep) {
       this.#nextSweep = now + 10_000
       this.#book.sweep(now)
@@ -581,7 +573,7 @@ export class GameServer {
       this.#closeWith(conn, 'SERVER_FULL', DisconnectReason.SERVER_FULL)
       return
     }
-    const session: Session = { conn: null, gen: 0, heldUntil: 0, holder: null, idleHold: false }
+    const session: Session = newSession<Conn>()
     seat.link = session
     this.#attach(conn, seat, session)
     this.#log.debug('join', { player: conn.playerId, room: seat.room.id, entity: seat.entity })
@@ -612,7 +604,7 @@ export class GameServer {
       old.viewer = null
       this.#closeWith(old, 'REPLACED', DisconnectReason.REPLACED)
     }
-    if (this.#held.has(seat)) this.#endHold(seat)
+    this.#holds.end(seat)
     conn.lastSeq = seat.inputSeq // input sequence numbers continue across connections
     this.stats.resumes[ResumeOutcome.RESUMED]++
     this.#attach(conn, seat, session)
@@ -641,29 +633,6 @@ export class GameServer {
     ws.cork(() => ws.send(welcome, true))
     this.stats.messagesSent++
     this.stats.bytesSent += welcome.byteLength
-  }
-
-  #expireHolds(now: number): void {
-    for (const seat of this.#held) {
-      if ((seat.link as Session).heldUntil <= now) {
-        this.stats.holdsExpired++
-        this.#release(seat)
-      }
-    }
-  }
-
-  #release(seat: Seat): void {
-    this.#endHold(seat)
-    this.#rooms.leave(seat)
-  }
-
-  /** Ends a hold: the seat leaves the held set and its address's budget. */
-  #endHold(seat: Seat): void {
-    this.#held.delete(seat)
-    const session = seat.link as Session
-    if (session.holder) this.#book.holdEnded(session.holder, session.idleHold, performance.now())
-    session.holder = null
-    session.idleHold = false
   }
 
   /** A per-address budget refused something: counted and logged (rate-limited) with the address. */
@@ -742,55 +711,6 @@ export class GameServer {
     ws.end(CloseCode[code], CloseReason[code])
   }
 
-  /**
-   * Whether the seat of a dropped connection may be held, within its address's
-   * budgets; if so the hold is counted there. A hold is idle when nobody else
-   * in the room is connected: it alone would keep the room alive.
-   */
-  #mayHold(conn: Conn, seat: Seat): boolean {
-    const seats = seat.room.seats
-    let idle = true
-    for (let i = 0; i < seats.length && idle; i++) if (seats[i] !== seat && (seats[i]?.link as Session | undefined)?.conn) idle = false
-    const refused = this.#book.mayHold(conn.addr, idle)
-    if (refused !== null) {
-      this.#addressLimited(conn, refused === 'held' ? AddressLimit.HELD : AddressLimit.IDLE_ROOMS)
-      return false
-    }
-    const session = seat.link as Session
-    session.holder = conn.addr
-    session.idleHold = idle
-    conn.addr.held++
-    if (idle) conn.addr.idleHolds++
-    return true
-  }
-
-  /**
-   * A room just lost a connected player: if nobody in it is connected any
-   * more, its remaining holds now keep it alive alone. Each becomes idle and is
-   * charged to its holder's idle-room budget; one past the budget is released.
-   * (Deciding only at the drop could be dodged: drop one connection while a
-   * second one of the same address is still in the room, then close that.)
-   */
-  #recheckIdle(room: Room): void {
-    if (room.link === undefined || this.#held.size === 0) return
-    const seats = room.seats
-    for (let i = 0; i < seats.length; i++) if ((seats[i]?.link as Session | undefined)?.conn) return
-    const max = this.#opts.maxIdleRoomsPerAddress
-    for (const seat of [...seats]) {
-      const session = seat.link as Session | undefined
-      const holder = session?.holder
-      if (!session || !holder || session.idleHold) continue
-      if (max > 0 && holder.idleHolds >= max) {
-        this.stats.addressLimited[AddressLimit.IDLE_ROOMS]++
-        this.#events.warn('address limit', { address: holder.key, reason: AddressLimit.IDLE_ROOMS })
-        this.#release(seat)
-      } else {
-        session.idleHold = true
-        holder.idleHolds++
-      }
-    }
-  }
-
   #close(ws: WebSocket<Conn>, code: number, message: ArrayBuffer): void {
     const conn = ws.getUserData()
     conn.ws = null
@@ -812,15 +732,12 @@ export class GameServer {
       conn.seat = null
       conn.session = null
       session.conn = null
-      if (this.#opts.resumeWindow > 0 && HOLD_ON.has(reason) && !this.#drained && !seat.room.failed && this.#mayHold(conn, seat)) {
-        // The player did not choose to leave: hold the seat for a resume.
-        session.heldUntil = performance.now() + this.#opts.resumeWindow * 1000
-        this.#held.add(seat)
-        seat.room.suspend(seat)
-      } else this.#rooms.leave(seat) // a throw from the game's leave fails that room, not this handler
+      // The player did not choose to leave: hold the seat for a resume, within the address's budgets.
+      const held = this.#opts.resumeWindow > 0 && HOLD_ON.has(reason) && !this.#drained && !seat.room.failed && this.#holds.tryHold(seat, conn.addr, performance.now())
+      if (!held) this.#rooms.leave(seat) // a throw from the game's leave fails that room, not this handler
     }
     this.#book.disconnected(conn.addr, performance.now())
-    if (seat) this.#recheckIdle(seat.room)
+    if (seat) this.#holds.recheckIdle(seat.room)
     conn.viewer = null
     this.#log.debug('leave', { player: conn.playerId, code, reason })
     if (this.#drained && this.#conns.size === 0) this.#allClosed()
