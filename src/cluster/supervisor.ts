@@ -16,6 +16,7 @@ import client from 'prom-client'
 import { ConfigError, type Config } from '../config.js'
 import type { Logger } from '../log.js'
 import { serveMetrics, type MetricsEndpoint } from '../net/metrics-http.js'
+import { counter } from '../metrics/registry.js'
 import { assertNativeUws } from '../net/uws.js'
 import { Directory, PENDING_PER_ROOM } from './directory.js'
 import { WORKER_ENV, heartbeatMs, type MetricsSnapshot, type ToSupervisor, type ToWorker } from './ipc.js'
@@ -258,26 +259,13 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
   const own = new client.Registry()
   new client.Gauge({ name: 'tickwire_workers', help: 'Worker processes serving', registers: [own], collect() { this.set(slots.filter((s) => s.ready).length) } })
   new client.Gauge({ name: 'tickwire_workers_configured', help: 'Worker processes the supervisor keeps running (--workers)', registers: [own], collect() { this.set(n) } })
-  let countedRestarts = 0
-  new client.Counter({
-    name: 'tickwire_worker_restarts_total',
-    help: 'Workers replaced after they exited unexpectedly',
-    registers: [own],
-    collect() {
-      this.inc(restarts - countedRestarts)
-      countedRestarts = restarts
-    },
-  })
-  let countedStalls = 0
-  new client.Counter({
-    name: 'tickwire_worker_stalls_total',
-    help: 'Workers killed because their event loop did not answer for --worker-stall-timeout (each is then replaced, and counted as a restart)',
-    registers: [own],
-    collect() {
-      this.inc(stalls - countedStalls)
-      countedStalls = stalls
-    },
-  })
+  counter(own, 'tickwire_worker_restarts_total', 'Workers replaced after they exited unexpectedly', () => restarts)
+  counter(
+    own,
+    'tickwire_worker_stalls_total',
+    'Workers killed because their event loop did not answer for --worker-stall-timeout (each is then replaced, and counted as a restart)',
+    () => stalls,
+  )
   new client.Gauge({ name: 'tickwire_directory_claims_pending', help: 'Room claims placed in the directory and not yet opened by their worker (budgeted per address and in all)', registers: [own], collect() { this.set(directory.pending) } })
   new client.Gauge({ name: 'tickwire_directory_rooms', help: 'Rooms in the supervisor\'s room directory (open or being placed)', registers: [own], collect() { this.set(directory.size) } })
   const upGauge = new client.Gauge({ name: 'tickwire_worker_up', help: 'Whether the worker answered this scrape (1) or is busy, dead or restarting (0; its last figures are used)', labelNames: ['worker'], registers: [own] })

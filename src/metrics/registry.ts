@@ -105,8 +105,8 @@ function gauge(r: client.Registry, name: string, help: string, read: () => numbe
   })
 }
 
-/** A counter whose value is read from `read()` at scrape time. */
-function counter(r: client.Registry, name: string, help: string, read: () => number): void {
+/** A counter whose value is read from `read()` at scrape time (a running total the caller keeps). */
+export function counter(r: client.Registry, name: string, help: string, read: () => number): void {
   let last = 0
   new client.Counter({
     name,
