@@ -5,8 +5,15 @@
  * test/proto-spec.test.ts checks that every code here is documented there.
  */
 
-/** Bumped on any incompatible change to a frame layout. Sent in WELCOME. */
-export const PROTOCOL_VERSION = 2 as const
+/**
+ * Bumped on any incompatible change to a frame layout. A client announces the
+ * version it speaks with the upgrade query `v` (absent: 2); the server answers
+ * WELCOME with that version and writes REDIRECT in its layout. Version 3 added
+ * `v`, the REDIRECT `url` (a public endpoint with a route) and `ROOM_MOVED`.
+ */
+export const PROTOCOL_VERSION = 3 as const
+/** The oldest version a server still speaks (and that the SDK accepts in WELCOME). */
+export const MIN_PROTOCOL_VERSION = 2 as const
 
 /** First element of every frame (every frame is a MessagePack array). */
 export const MsgType = {
@@ -16,7 +23,11 @@ export const MsgType = {
   STATE: 2,
   /** server -> client: `[3, clientTime, roomPlayers]`: answer to PING */
   PONG: 3,
-  /** server -> client: `[4, port, host]`: the room lives on another worker; reconnect there (then close REDIRECT) */
+  /**
+   * server -> client: the room lives on another worker; reconnect there (then close REDIRECT).
+   * Protocol 2: `[4, port, host]`. Protocol 3: `[4, port, host, url]`, where a non-empty `url`
+   * (the public endpoint with `route` and `room`) replaces `port` and `host`.
+   */
   REDIRECT: 4,
   /** client -> server: `[16, seq, ackTick, ...inputValues]` */
   INPUT: 16,
@@ -72,6 +83,12 @@ export const CloseCode = {
   REPLACED: 4013,
   /** One client address holds too much of what players share (rooms it created, room claims). Retry later; do not loop. */
   ADDRESS_LIMIT: 4014,
+  /**
+   * Another worker took this room over (the room directory gave its lease to
+   * another worker while this one was cut off). Join the same room id again
+   * through the public endpoint; the seat is not carried over. Protocol 3.
+   */
+  ROOM_MOVED: 4015,
 } as const
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
 
@@ -95,6 +112,7 @@ export const CloseReason: { readonly [K in keyof typeof CloseCode]: string } = {
   RESUME_USED: 'resume token already used',
   REPLACED: 'session resumed elsewhere',
   ADDRESS_LIMIT: 'too many rooms from your address',
+  ROOM_MOVED: 'room moved to another server',
 }
 
 /** Close code number -> its name, e.g. 4003 -> 'TOO_SLOW'. */
@@ -111,3 +129,7 @@ export const ROOM_ID_PATTERN = /^[A-Za-z0-9_-]{1,32}$/
 export const MAX_NAME_BYTES = 32
 /** Resume tokens are base64url and at most this long (checked with HTTP 400 before the upgrade). */
 export const MAX_TOKEN_CHARS = 64
+/** Upgrade query `route` (protocol 3): a worker name, as the load balancer routes on it. */
+export const ROUTE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
+/** Longest REDIRECT `url` a client accepts (protocol 3). */
+export const MAX_REDIRECT_URL_CHARS = 2048

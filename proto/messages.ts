@@ -4,7 +4,7 @@
  * See PROTOCOL.md for the byte-level spec.
  */
 import { Packr } from 'msgpackr'
-import { MsgType, PROTOCOL_VERSION } from './codes.js'
+import { MAX_REDIRECT_URL_CHARS, MIN_PROTOCOL_VERSION, MsgType, PROTOCOL_VERSION } from './codes.js'
 import { NumberArrayError, StrictDecodeError, decodeStrict, readNumberArray, type StrictLimits } from './strict.js'
 
 /** A replicated entity field: values travel as `round(value / quantum)`. */
@@ -41,10 +41,18 @@ export interface Welcome {
   readonly resumeToken: string
 }
 
-/** The room lives on another worker: reconnect to `port` on `host` (empty: the host already used), same path and query. */
+/**
+ * The room lives on another worker. With a non-empty `url` (protocol 3): open
+ * that URL, keeping the client's own query parameters except those the URL
+ * carries (`port` is then 0 and `host` ''). With an empty `url` (protocol 2's
+ * only form): reconnect to `port` on `host` (empty: the host already used),
+ * same path and query.
+ */
 export interface Redirect {
   readonly port: number
   readonly host: string
+  /** '' or an absolute ws:// / wss:// URL on the public endpoint, carrying `route=<worker>` and `room`. */
+  readonly url: string
 }
 
 /**
@@ -96,9 +104,30 @@ export function encodeWelcome(w: Welcome): Uint8Array {
   ])
 }
 
-/** Encodes a REDIRECT frame. */
-export function encodeRedirect(r: Redirect): Uint8Array {
-  return packr.pack([MsgType.REDIRECT, r.port, r.host])
+/**
+ * Encodes a REDIRECT frame for a client speaking `version`: `[4, port, host]`
+ * for protocol 2 (which has no `url`: it must be ''), `[4, port, host, url]`
+ * for protocol 3. Throws RangeError otherwise (a server bug, not client input).
+ */
+export function encodeRedirect(r: Redirect, version: number): Uint8Array {
+  if (version === 2) {
+    if (r.url !== '') throw new RangeError('a protocol 2 REDIRECT cannot carry a url')
+    return packr.pack([MsgType.REDIRECT, r.port, r.host])
+  }
+  if (version === 3) return packr.pack([MsgType.REDIRECT, r.port, r.host, r.url])
+  throw new RangeError(`no REDIRECT layout for protocol ${String(version)}`)
+}
+
+/** True for '' or an absolute ws:// or wss:// URL of at most MAX_REDIRECT_URL_CHARS characters. */
+function isRedirectUrl(url: string): boolean {
+  if (url === '') return true
+  if (url.length > MAX_REDIRECT_URL_CHARS) return false
+  try {
+    const u = new URL(url)
+    return (u.protocol === 'ws:' || u.protocol === 'wss:') && u.hostname !== ''
+  } catch {
+    return false
+  }
 }
 
 /** Encodes a PONG frame: the PING's time, and the players seated in the client's room. */
@@ -159,8 +188,10 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
     }
     case MsgType.WELCOME: {
       const [, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input, resumeToken] = m
-      // Checked first: another version may have another layout.
-      if (version !== PROTOCOL_VERSION) throw new ProtocolError(`server speaks protocol ${String(version)}, this client ${PROTOCOL_VERSION}`)
+      // Checked first: another version may have another layout. Versions 2 and 3 share WELCOME's.
+      if (!isInt(version) || version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
+        throw new ProtocolError(`server speaks protocol ${String(version)}, this client ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`)
+      }
       if (
         m.length !== 10 ||
         typeof resumeToken !== 'string' ||
@@ -190,9 +221,13 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
       return { type: MsgType.WELCOME, version, playerId, roomId, tickHz, entityId, historyTicks, fields: f, input: inp, resumeToken }
     }
     case MsgType.REDIRECT: {
-      const [, port, host] = m
-      if (m.length !== 3 || !isInt(port) || port < 1 || port > 65535 || typeof host !== 'string') throw new ProtocolError('bad REDIRECT')
-      return { type: MsgType.REDIRECT, port, host }
+      // Protocol 2: 3 elements; protocol 3: a 4th, the url ('' means what protocol 2 means).
+      const [, port, host, url = ''] = m
+      if ((m.length !== 3 && m.length !== 4) || typeof host !== 'string' || typeof url !== 'string' || !isRedirectUrl(url)) {
+        throw new ProtocolError('bad REDIRECT')
+      }
+      if (!isInt(port) || port < (url === '' ? 1 : 0) || port > 65535) throw new ProtocolError('bad REDIRECT')
+      return { type: MsgType.REDIRECT, port, host, url }
     }
     case MsgType.PONG:
       if (m.length !== 3 || typeof m[1] !== 'number' || !isInt(m[2]) || m[2] < 0) throw new ProtocolError('bad PONG')

@@ -2,6 +2,8 @@ import { Packr, unpack } from 'msgpackr'
 import t from 'tap'
 import {
   ClientError,
+  MAX_REDIRECT_URL_CHARS,
+  MIN_PROTOCOL_VERSION,
   MsgType,
   PROTOCOL_VERSION,
   ProtocolError,
@@ -84,12 +86,57 @@ t.test('every server message round-trips', async (t) => {
   }
   t.same(decodeServerMessage(encodeWelcome(welcome)), { type: MsgType.WELCOME, ...welcome })
   t.same(decodeServerMessage(encodePong(123.5, 7)), { type: MsgType.PONG, clientTime: 123.5, roomPlayers: 7 })
-  t.same(decodeServerMessage(encodeRedirect({ port: 9003, host: '' })), { type: MsgType.REDIRECT, port: 9003, host: '' })
-  t.throws(() => decodeServerMessage(encodeRedirect({ port: 0, host: '' })), { message: /bad REDIRECT/ })
-  t.throws(() => decodeServerMessage(new Packr({ useRecords: false }).pack([MsgType.WELCOME, 1, 7])), { message: /server speaks protocol 1/ })
+  t.same(decodeServerMessage(encodeWelcome({ ...welcome, version: MIN_PROTOCOL_VERSION })), { type: MsgType.WELCOME, ...welcome, version: 2 }, 'a protocol 2 WELCOME is accepted')
+  t.throws(() => decodeServerMessage(new Packr({ useRecords: false }).pack([MsgType.WELCOME, 1, 7])), { message: /server speaks protocol 1, this client 2 to 3/ })
+  t.throws(() => decodeServerMessage(encodeWelcome({ ...welcome, version: PROTOCOL_VERSION + 1 })), { message: /server speaks protocol 4, this client 2 to 3/ })
+  t.throws(() => decodeServerMessage(new Packr({ useRecords: false }).pack([MsgType.WELCOME, '3'])), { message: /server speaks protocol 3, this client/ }, 'a version that is not a number')
   const state = { tick: 100, baseTick: 98, inputSeq: 3, removed: [4], changed: [5, 6, 2, 3], created: [9, 0, 10, 20, 0] }
   const bytes = new Packr({ useRecords: false }).pack([MsgType.STATE, 100, 2, 3, [4], [5, 6, 2, 3], [9, 0, 10, 20, 0]])
   t.same(decodeServerMessage(bytes), { type: MsgType.STATE, ...state })
+})
+
+t.test('REDIRECT: 3 elements for protocol 2, 4 for protocol 3; both decode', async (t) => {
+  const url = 'wss://play.example.com/play?room=lobby&route=m2-1'
+  const v2 = encodeRedirect({ port: 9003, host: '10.0.0.2', url: '' }, 2)
+  t.same(unpack(v2), [MsgType.REDIRECT, 9003, '10.0.0.2'], 'protocol 2: [4, port, host]')
+  t.same(decodeServerMessage(v2), { type: MsgType.REDIRECT, port: 9003, host: '10.0.0.2', url: '' }, 'decodes with url empty')
+  const v3 = encodeRedirect({ port: 0, host: '', url }, 3)
+  t.same(unpack(v3), [MsgType.REDIRECT, 0, '', url], 'protocol 3: [4, port, host, url]')
+  t.same(decodeServerMessage(v3), { type: MsgType.REDIRECT, port: 0, host: '', url })
+  const direct3 = encodeRedirect({ port: 9003, host: '', url: '' }, 3)
+  t.same(unpack(direct3), [MsgType.REDIRECT, 9003, '', ''], 'protocol 3 without a url')
+  t.same(decodeServerMessage(direct3), { type: MsgType.REDIRECT, port: 9003, host: '', url: '' })
+  t.same(decodeServerMessage(encodeRedirect({ port: 1, host: '', url: 'ws://127.0.0.1:9/play' }, 3)).type, MsgType.REDIRECT, 'ws:// is a url too')
+  const long = `wss://h/play?x=${'a'.repeat(MAX_REDIRECT_URL_CHARS - 'wss://h/play?x='.length)}`
+  t.equal(long.length, MAX_REDIRECT_URL_CHARS)
+  t.same(decodeServerMessage(encodeRedirect({ port: 0, host: '', url: long }, 3)), { type: MsgType.REDIRECT, port: 0, host: '', url: long }, 'a url of exactly the limit')
+
+  t.throws(() => encodeRedirect({ port: 0, host: '', url }, 2), RangeError, 'protocol 2 cannot carry a url')
+  t.throws(() => encodeRedirect({ port: 9003, host: '', url: '' }, 1), RangeError, 'no layout for protocol 1')
+  t.throws(() => encodeRedirect({ port: 9003, host: '', url: '' }, 4), RangeError, 'no layout for protocol 4')
+})
+
+t.test('decodeServerMessage refuses off-spec REDIRECTs', async (t) => {
+  const p = new Packr({ useRecords: false })
+  const R = MsgType.REDIRECT
+  const cases: [string, unknown[]][] = [
+    ['port 0 without a url', [R, 0, '']],
+    ['port 0 without a url (4 elements)', [R, 0, '', '']],
+    ['port above 65535', [R, 65536, '']],
+    ['port above 65535 with a url', [R, 65536, '', 'wss://h/play']],
+    ['negative port with a url', [R, -1, '', 'wss://h/play']],
+    ['float port', [R, 9003.5, '']],
+    ['host not a string', [R, 9003, 7]],
+    ['url not a string', [R, 0, '', 7]],
+    ['an http url', [R, 0, '', 'https://play.example.com/play']],
+    ['a relative url', [R, 0, '', '/play?route=a']],
+    ['not a url', [R, 0, '', 'wss://']],
+    ['a javascript: url', [R, 0, '', 'javascript:alert(1)']],
+    ['a url over the limit', [R, 0, '', `wss://h/play?x=${'a'.repeat(MAX_REDIRECT_URL_CHARS)}`]],
+    ['too few elements', [R, 9003]],
+    ['too many elements', [R, 0, '', 'wss://h/play', 1]],
+  ]
+  for (const [name, frame] of cases) t.throws(() => decodeServerMessage(p.pack(frame)), { name: 'ProtocolError', message: /bad REDIRECT/ }, name)
 })
 
 t.test('decodeServerMessage throws ProtocolError on off-spec frames', async (t) => {

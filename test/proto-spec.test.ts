@@ -13,9 +13,13 @@ import {
   CloseCode,
   CloseReason,
   MAX_NAME_BYTES,
+  MAX_REDIRECT_URL_CHARS,
+  MAX_TOKEN_CHARS,
+  MIN_PROTOCOL_VERSION,
   MsgType,
   PROTOCOL_VERSION,
   ROOM_ID_PATTERN,
+  ROUTE_PATTERN,
   decodeServerMessage,
   encodeAck,
   encodeInput,
@@ -29,9 +33,11 @@ import {
   writeInt,
   zigzag,
 } from '../proto/index.js'
+import { redirectTarget } from '../src/client/index.js'
 import { EntityTable } from '../src/client/table.js'
 import { OPTIONS, defaultConfig, flagName, type OptionName } from '../src/config.js'
 import { arena } from '../src/games/arena.js'
+import { parseJoinQuery } from '../src/net/query.js'
 import { ResumeTokens } from '../src/net/resume.js'
 import { AckResult, RoomReplicator, maxFrameBytes } from '../src/replicate/replicator.js'
 import { Grid } from '../src/sim/grid.js'
@@ -91,7 +97,7 @@ const STATES = [
   ['delta-state', 'table-after-delta'],
   ['delta-state-2', 'table-after-delta-2'],
 ] as const
-const EXAMPLES = ['welcome', 'redirect', 'full-state', 'input', 'delta-state', 'ack', 'delta-state-2', 'ping', 'pong']
+const EXAMPLES = ['welcome', 'redirect-url', 'redirect', 'full-state', 'input', 'delta-state', 'ack', 'delta-state-2', 'ping', 'pong']
 
 t.test('every hex example has its decoded json, and a generic MessagePack decode gives it', async (t) => {
   t.same([...hexBlocks.keys()].sort(), [...EXAMPLES].sort(), 'the documented hex examples')
@@ -203,8 +209,21 @@ t.test('server frames: decodeServerMessage gives the documented values', async (
   const signer = new ResumeTokens(Buffer.from('tickwire-example-secret-32-bytes'))
   t.same(signer.verify(resumeToken, roomId, playerId), { instance: 'q8Xb3JtR0aE', gen: 0 }, 'the example token is genuine for that secret, room and player')
   const r = example('redirect')
-  t.same(decodeServerMessage(r.bytes), { type: MsgType.REDIRECT, port: 9003, host: '' })
-  t.equal(toHex(encodeRedirect({ port: 9003, host: '' })), toHex(r.bytes), 'encodeRedirect')
+  t.same(decodeServerMessage(r.bytes), { type: MsgType.REDIRECT, port: 9003, host: '', url: '' })
+  t.equal(toHex(encodeRedirect({ port: 9003, host: '', url: '' }, 2)), toHex(r.bytes), 'encodeRedirect, version 2')
+  const ru = example('redirect-url')
+  const [, port, host, url] = ru.decoded as [number, number, string, string]
+  t.same(decodeServerMessage(ru.bytes), { type: MsgType.REDIRECT, port, host, url })
+  t.same({ port, host }, { port: 0, host: '' }, 'a url REDIRECT has port 0 and host empty')
+  t.equal(toHex(encodeRedirect({ port, host, url }, 3)), toHex(ru.bytes), 'encodeRedirect, version 3')
+  const target = new URL(url)
+  t.equal(target.searchParams.get('room'), roomId, 'the url carries the room')
+  t.match(target.searchParams.get('route'), ROUTE_PATTERN, 'and a route')
+  const [, from, to] = /A client that connected with\n`(\?[^`]+)` opens\n`([^`]+)`/.exec(doc) ?? []
+  t.equal(redirectTarget(`wss://play.example.com/play${from ?? ''}`, { port, host, url }), to, 'the documented url the client opens is what the SDK opens')
+  // The documented version 3 frame without a url.
+  t.match(doc, /`\[4, 9003, "", ""\]`\n\(`94 04 cd 23 2b a0 a0`\)/, 'the url-less version 3 REDIRECT is shown')
+  t.equal(toHex(encodeRedirect({ port: 9003, host: '', url: '' }, 3)), '9404cd232ba0a0', '... with its real bytes')
   t.equal(version, PROTOCOL_VERSION)
   t.same(welcome.fields, arena.fields, 'WELCOME example carries the reference game fields')
   t.same(welcome.input, arena.input, 'WELCOME example carries the reference game input')
@@ -421,8 +440,37 @@ t.test('every MsgType and CloseCode is in PROTOCOL.md', async (t) => {
   for (const r of doc.matchAll(/^\| (\d{4}) \| `(\w+)` \| `/gm)) t.equal(closeCodes[r[2] as string], Number(r[1]), `documented close code ${r[2]} exists`)
   for (const r of doc.matchAll(/^\| (\d+) \| `(\w+)` \| (?:server|client) → /gm)) t.equal(msgTypes[r[2] as string], Number(r[1]), `documented type ${r[2]} exists`)
   t.match(doc, `Protocol version: **${PROTOCOL_VERSION}**`)
+  t.ok(doc.includes(`every version from \`MIN_PROTOCOL_VERSION\` (${MIN_PROTOCOL_VERSION}) up`), 'the oldest version spoken')
   t.ok(doc.includes('`' + ROOM_ID_PATTERN.source + '`'), 'room id pattern')
+  t.ok(doc.includes('`' + ROUTE_PATTERN.source + '`'), 'route pattern')
   t.ok(doc.includes(`at most ${MAX_NAME_BYTES} bytes of UTF-8`), 'name limit')
+  t.ok(doc.includes(`at most ${MAX_REDIRECT_URL_CHARS}\n    characters (\`MAX_REDIRECT_URL_CHARS\`)`), 'redirect url limit')
+  t.ok(doc.includes(`a decimal integer from ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`), 'the v range')
+})
+
+t.test('every documented 400 body is what parseJoinQuery answers', async (t) => {
+  const bodies = [...doc.matchAll(/^ {2}\| 400 \| `([^`]+)` \|/gm)].map((m) => m[1] as string)
+  // The query's bad cases, one per documented body (the handshake's own 400s are not the query's).
+  const bad: Record<string, string> = {
+    'v=1': 'v', 'v=4': 'v', 'v=three': 'v', 'v=': 'v', 'v=3.0': 'v',
+    'room=': 'room', 'room=a%20b': 'room',
+    [`name=${'x'.repeat(MAX_NAME_BYTES + 1)}`]: 'name long', 'name=a%07': 'name control',
+    'player=1': 'resume', 'room=r&player=x&resume=t': 'player', [`room=r&player=1&resume=${'t'.repeat(MAX_TOKEN_CHARS + 1)}`]: 'resume long',
+    'route=': 'route', 'route=a/b': 'route', [`route=${'r'.repeat(65)}`]: 'route',
+  }
+  const seen = new Set<string>()
+  for (const q of Object.keys(bad)) {
+    const r = parseJoinQuery(q)
+    if (!('problem' in r)) {
+      t.fail(`${q} was accepted`)
+      continue
+    }
+    t.ok(bodies.includes(r.problem), `${q}: "${r.problem}" is a documented 400 body`)
+    seen.add(r.problem)
+  }
+  const queryBodies = bodies.filter((b) => !/connection header|sec-websocket-key/.test(b))
+  t.same([...seen].sort(), queryBodies.sort(), 'every documented query 400 is reachable')
+  t.ok(/^ {2}\| 503 \| `room directory unavailable` \|.*retry with backoff/m.test(doc), 'the directory 503 says to retry with backoff')
 })
 
 t.test('documented server options match src/config.ts', async (t) => {

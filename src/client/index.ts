@@ -6,6 +6,12 @@
  * Runs in browsers (global `WebSocket`) and in Node 20 (through the `ws`
  * package, loaded only when there is no global WebSocket).
  *
+ * Speaks protocol 3 (announced with `v=3` on every connection) and also
+ * accepts a protocol-2 server's WELCOME (same layout). Behind a load balancer,
+ * give it the public URL: redirects, resumes and rejoins are handled here, and
+ * every reconnect starts again from that URL, so a player whose machine died
+ * reaches a live one.
+ *
  * @example
  * ```ts
  * import { TickwireClient } from 'tickwire/client'
@@ -19,6 +25,7 @@
 import {
   CloseCode,
   MsgType,
+  PROTOCOL_VERSION,
   closeCodeName,
   decodeServerMessage,
   encodeAck,
@@ -51,8 +58,11 @@ export interface ConnectOptions {
   /**
    * After a lost connection, reconnect by itself (default true): resume the
    * same seat with the resume token, or, if the server refuses it, join
-   * afresh (the same `room`, or quick play). See the 'reconnecting',
-   * 'resumed' and 'rejoined' events.
+   * afresh (the same `room`, or quick play; after `ROOM_MOVED` the room of
+   * the last WELCOME). Every attempt starts from the URL given to `connect`
+   * (never from a redirect target); one that fails without a WELCOME (HTTP
+   * 503, connection refused, a timeout, a redirect loop) is retried with
+   * backoff. See the 'reconnecting', 'resumed' and 'rejoined' events.
    */
   readonly reconnect?: boolean
   /** Failed reconnect attempts in a row before giving up with a final 'close' (default 10). */
@@ -68,7 +78,7 @@ const RECONNECT_CAP_MS = 5000
 /** Close codes after which the seat may still be held: try to resume it. */
 const RESUMABLE: ReadonlySet<number> = new Set([1005, 1006, CloseCode.TOO_SLOW, CloseCode.DESYNC])
 /** Close codes after which the seat is gone but playing on makes sense: join afresh. */
-const REJOINABLE: ReadonlySet<number> = new Set([CloseCode.SHUTDOWN, CloseCode.INTERNAL_ERROR])
+const REJOINABLE: ReadonlySet<number> = new Set([CloseCode.SHUTDOWN, CloseCode.INTERNAL_ERROR, CloseCode.ROOM_MOVED])
 /** The server refused the resume token: join afresh right away. */
 const RESUME_REFUSED: ReadonlySet<number> = new Set([CloseCode.RESUME_INVALID, CloseCode.RESUME_EXPIRED, CloseCode.RESUME_USED])
 
@@ -134,20 +144,50 @@ export class ConnectError extends Error {
  * Opens one connection and waits for WELCOME, following REDIRECTs (the room
  * lives on another worker) to at most MAX_REDIRECTS other addresses.
  */
-async function open(Ctor: SocketCtor, url: string, timeoutMs: number, cancelled = () => false): Promise<{ socket: SocketLike; welcome: Welcome; redirects: number }> {
+async function open(Ctor: SocketCtor, url: string, timeoutMs: number, cancelled = () => false): Promise<Opened & { redirects: number }> {
   for (let hop = 0; ; hop++) {
     const r = await openOnce(Ctor, url, timeoutMs)
     if ('socket' in r) return { ...r, redirects: hop }
     if (cancelled()) throw new ConnectError('cancelled')
     if (hop >= MAX_REDIRECTS) throw new ConnectError(`more than ${MAX_REDIRECTS} redirects`, CloseCode.REDIRECT)
-    const u = new URL(url)
-    if (r.redirect.host !== '') u.hostname = r.redirect.host
-    u.port = String(r.redirect.port)
-    url = u.toString()
+    url = redirectTarget(url, r.redirect)
   }
 }
 
-function openOnce(Ctor: SocketCtor, url: string, timeoutMs: number): Promise<{ socket: SocketLike; welcome: Welcome } | { redirect: Redirect }> {
+/**
+ * Where a REDIRECT received on `url` leads. A `url` in the REDIRECT
+ * (protocol 3: the public endpoint with `route` and `room`) is opened with
+ * this connection's query parameters added (`name`, `player`, `resume`, `v`,
+ * ...), except those it carries, which win. Without one (protocol 2's form):
+ * the same URL on the REDIRECT's port and host. A wss:// connection is never
+ * redirected to ws:// (the query carries the resume token).
+ */
+export function redirectTarget(url: string, r: Redirect): string {
+  const from = new URL(url)
+  if (r.url === '') {
+    if (r.host !== '') from.hostname = r.host
+    from.port = String(r.port)
+    return from.toString()
+  }
+  const to = new URL(r.url)
+  if (from.protocol === 'wss:' && to.protocol !== 'wss:') throw new ConnectError(`refused a REDIRECT from wss: to ${to.protocol}`)
+  const carried = new Set(to.searchParams.keys())
+  for (const [k, v] of from.searchParams) if (!carried.has(k)) to.searchParams.append(k, v)
+  return to.toString()
+}
+
+/**
+ * An open connection past its WELCOME. `early` holds the frames that arrived
+ * before the session took the socket over (`ws` in Node emits every frame of
+ * a TCP read at once, so the first STATE can come with the WELCOME).
+ */
+interface Opened {
+  readonly socket: SocketLike
+  readonly welcome: Welcome
+  readonly early: Uint8Array[]
+}
+
+function openOnce(Ctor: SocketCtor, url: string, timeoutMs: number): Promise<Opened | { redirect: Redirect }> {
   const socket = new Ctor(url)
   socket.binaryType = 'arraybuffer'
   return new Promise((resolve, reject) => {
@@ -167,14 +207,15 @@ function openOnce(Ctor: SocketCtor, url: string, timeoutMs: number): Promise<{ s
       try {
         const msg = decodeServerMessage(toBytes(ev.data))
         if (msg.type === MsgType.REDIRECT && redirect === null) {
-          redirect = { port: msg.port, host: msg.host } // the server closes with REDIRECT next
+          redirect = { port: msg.port, host: msg.host, url: msg.url } // the server closes with REDIRECT next
           return
         }
         if (msg.type !== MsgType.WELCOME) throw new Error(`expected WELCOME, got type ${msg.type}`)
         clearTimeout(timer)
         socket.onclose = null
-        socket.onmessage = null
-        resolve({ socket, welcome: msg })
+        const early: Uint8Array[] = []
+        socket.onmessage = (e) => early.push(toBytes(e.data))
+        resolve({ socket, welcome: msg, early })
       } catch (err) {
         clearTimeout(timer)
         socket.onclose = null
@@ -210,6 +251,8 @@ export class TickwireClient {
   readonly #url: string
   readonly #opts: ConnectOptions
   #ackPending = false
+  /** Frames held until the session is ready for them (see #attach); null once applied. */
+  #early: Uint8Array[] | null = null
   #closed = false
   /** Set by close(): the application ended the session. */
   #ended = false
@@ -224,34 +267,37 @@ export class TickwireClient {
     error: [],
   }
 
-  private constructor(Ctor: SocketCtor, url: string, opts: ConnectOptions, socket: SocketLike, welcome: Welcome) {
+  private constructor(Ctor: SocketCtor, url: string, opts: ConnectOptions, opened: Opened) {
     this.#Ctor = Ctor
     this.#url = url
     this.#opts = opts
-    this.#socket = socket
-    this.#welcome = welcome
-    this.table = new EntityTable(welcome.fields, welcome.historyTicks + 2)
-    this.#attach(socket)
+    this.#socket = opened.socket
+    this.#welcome = opened.welcome
+    this.table = new EntityTable(opened.welcome.fields, opened.welcome.historyTicks + 2)
+    this.#attach(opened)
   }
 
-  /** Builds the `/play` URL with the room and name query. */
+  /** Builds the `/play` URL with the room and name query, and `v` (the protocol version this SDK speaks). */
   static url(base: string, opts: ConnectOptions = {}): string {
     const u = new URL(base)
     if (opts.room !== undefined) u.searchParams.set('room', opts.room)
     if (opts.name !== undefined) u.searchParams.set('name', opts.name)
+    u.searchParams.set('v', String(PROTOCOL_VERSION))
     return u.toString()
   }
 
   /**
-   * Opens a connection and resolves once WELCOME arrives (after following a
-   * redirect, if the room lives on another worker). Rejects with ConnectError
-   * on close or timeout.
+   * Opens a connection and resolves once WELCOME arrives (after following
+   * REDIRECTs, at most 3, if the room lives on another worker: to the `url`
+   * they carry, or to a worker's port). Rejects with ConnectError on close or
+   * timeout. `url` is the public endpoint (e.g. `wss://play.example.com/play`):
+   * every later reconnect starts from it again.
    */
   static async connect(url: string, opts: ConnectOptions = {}): Promise<TickwireClient> {
     const Ctor = await socketCtor()
-    const { socket, welcome, redirects } = await open(Ctor, TickwireClient.url(url, opts), opts.timeoutMs ?? 5000)
-    const client = new TickwireClient(Ctor, url, opts, socket, welcome)
-    client.redirects = redirects
+    const opened = await open(Ctor, TickwireClient.url(url, opts), opts.timeoutMs ?? 5000)
+    const client = new TickwireClient(Ctor, url, opts, opened)
+    client.redirects = opened.redirects
     return client
   }
 
@@ -275,13 +321,38 @@ export class TickwireClient {
     return this.#reconnecting
   }
 
-  #attach(s: SocketLike): void {
+  /**
+   * Makes `s` the session's socket. Frames that came with the WELCOME, and
+   * any until the next macrotask, are held and then applied in order: so
+   * the application has attached its listeners (after `connect` resolves)
+   * and seen 'resumed'/'rejoined' before their 'state' events.
+   */
+  #attach({ socket: s, early }: Opened): void {
+    this.#early = early
     s.onerror = () => {}
     s.onmessage = (ev) => {
-      if (s === this.#socket) this.#onFrame(toBytes(ev.data))
+      if (s !== this.#socket) return
+      const bytes = toBytes(ev.data)
+      if (this.#early) this.#early.push(bytes)
+      else this.#onFrame(bytes)
     }
     s.onclose = (ev) => {
-      if (s === this.#socket) this.#onClose(ev.code, ev.reason)
+      if (s !== this.#socket) return
+      this.#flushEarly()
+      this.#onClose(ev.code, ev.reason)
+    }
+    setTimeout(() => {
+      if (s === this.#socket) this.#flushEarly()
+    }, 0)
+  }
+
+  #flushEarly(): void {
+    const frames = this.#early
+    if (!frames) return
+    this.#early = null
+    for (const bytes of frames) {
+      if (this.#ended) return // a protocol error in one of them closed the session
+      this.#onFrame(bytes)
     }
   }
 
@@ -299,12 +370,18 @@ export class TickwireClient {
     for (const fn of this.#listeners.close) fn(code, reason, name)
   }
 
-  /** Resume if the seat may be held, else (or when refused) join afresh; backoff between failed attempts. */
+  /**
+   * Resume if the seat may be held, else (or when refused) join afresh;
+   * backoff between failed attempts. Every attempt starts from the
+   * application's URL: a redirect target may be the machine that just died.
+   */
   async #reconnect(code: number): Promise<void> {
     this.#reconnecting = true
     this.#ackPending = false
     const w = this.#welcome
     let resume = RESUMABLE.has(code) && w.resumeToken !== ''
+    // The room lives on elsewhere: follow it by id (quick play would land in another room).
+    let room = code === CloseCode.ROOM_MOVED ? w.roomId : this.#opts.room
     let lost = code
     const max = this.#opts.maxReconnects ?? 10
     const timeout = this.#opts.timeoutMs ?? 5000
@@ -315,10 +392,11 @@ export class TickwireClient {
       if (this.#ended) return
       const url = resume
         ? resumeUrl(this.#url, w, this.#opts.name)
-        : TickwireClient.url(this.#url, { room: this.#opts.room, name: this.#opts.name })
+        : TickwireClient.url(this.#url, { room, name: this.#opts.name })
       try {
-        const { socket, welcome, redirects } = await open(this.#Ctor, url, timeout, () => this.#ended)
-        this.redirects += redirects
+        const opened = await open(this.#Ctor, url, timeout, () => this.#ended)
+        const { socket, welcome } = opened
+        this.redirects += opened.redirects
         if (this.#ended) {
           socket.close()
           return
@@ -327,7 +405,7 @@ export class TickwireClient {
         this.#welcome = welcome
         this.table.reset()
         this.#reconnecting = false
-        this.#attach(socket)
+        this.#attach(opened)
         if (resume) {
           this.resumes++
           for (const fn of this.#listeners.resumed) fn()
@@ -341,12 +419,15 @@ export class TickwireClient {
         if (this.#ended) return
         const c = err instanceof ConnectError ? err.code : undefined
         if (c !== undefined) lost = c
-        if (c !== undefined && RESUME_REFUSED.has(c) && resume) {
+        if (c !== undefined && (RESUME_REFUSED.has(c) || c === CloseCode.ROOM_MOVED) && resume) {
           resume = false // the seat is gone: join afresh at once
+          if (c === CloseCode.ROOM_MOVED) room = w.roomId
           attempt--
           continue
         }
-        if (c !== undefined && !RESUMABLE.has(c) && !REJOINABLE.has(c)) return this.#finish(c, (err as Error).message)
+        // No close code (timeout), 1006 (HTTP 503 or a refused connection), or a redirect loop while
+        // rooms move: retried with backoff. Any other code ends the session.
+        if (c !== undefined && !RESUMABLE.has(c) && !REJOINABLE.has(c) && c !== CloseCode.REDIRECT) return this.#finish(c, (err as Error).message)
       }
     }
     this.#finish(lost, `gave up after ${max} reconnect attempts`)
@@ -439,13 +520,11 @@ export class TickwireClient {
   }
 }
 
-/** The URL that resumes the seat of `w`: its room, its player id and its token. */
+/** The URL that resumes the seat of `w`: its room, its player id and its token (and `v`). */
 function resumeUrl(base: string, w: Welcome, name: string | undefined): string {
-  const u = new URL(base)
-  u.searchParams.set('room', w.roomId)
+  const u = new URL(TickwireClient.url(base, { room: w.roomId, name }))
   u.searchParams.set('player', String(w.playerId))
   u.searchParams.set('resume', w.resumeToken)
-  if (name !== undefined) u.searchParams.set('name', name)
   return u.toString()
 }
 
