@@ -1,34 +1,53 @@
 /**
- * The `/play` upgrade query (PROTOCOL.md §1): `room`, `name`, and for a resume
- * `player` with `resume`. Checked before the upgrade; a bad one gets HTTP 400
- * with the problem as its body.
+ * The `/play` upgrade query (PROTOCOL.md §1): `v`, `room`, `name`, for a
+ * resume `player` with `resume`, and `route`. Checked before the upgrade; a
+ * bad one gets HTTP 400 with the problem as its body.
  */
-import { MAX_NAME_BYTES, MAX_TOKEN_CHARS, ROOM_ID_PATTERN } from '../../proto/index.js'
+import { MAX_NAME_BYTES, MAX_TOKEN_CHARS, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ROOM_ID_PATTERN, ROUTE_PATTERN } from '../../proto/index.js'
 
 /** A valid query. `resume` is set only together with `player` and `room`. */
 export interface JoinQuery {
+  /** The protocol version the client announced (`v`), MIN_PROTOCOL_VERSION..PROTOCOL_VERSION; 2 when absent (old clients). */
+  readonly version: number
   /** Null: quick play. */
   readonly room: string | null
   readonly name: string
   readonly resume: { readonly player: number; readonly token: string } | null
+  /**
+   * The worker the load balancer was asked to reach (`route`, set in a
+   * protocol-3 REDIRECT url); null when absent. Only for noticing a
+   * misrouting balancer: the room directory still decides who owns a room.
+   */
+  readonly route: string | null
 }
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
 const PLAYER = /^[1-9][0-9]{0,9}$/
+const VERSION = /^[0-9]{1,3}$/
+/** Absent `v`: a client from before protocol 3 announced versions. */
+const UNANNOUNCED_VERSION = 2
 
 /** Parses the raw query string; returns the query, or the problem (the 400 body, without its newline). */
 export function parseJoinQuery(raw: string): JoinQuery | { readonly problem: string } {
   const query = new URLSearchParams(raw)
+  const v = query.get('v')
   const room = query.get('room')
   const name = query.get('name') ?? ''
   const player = query.get('player')
   const token = query.get('resume')
+  const route = query.get('route')
+  const version = v === null ? UNANNOUNCED_VERSION : VERSION.test(v) ? Number(v) : NaN
+  // Checked first: the rest of the query, and every frame, depend on the version.
+  if (!(version >= MIN_PROTOCOL_VERSION && version <= PROTOCOL_VERSION)) {
+    return { problem: `v must be an integer from ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}` }
+  }
   if (room !== null && !ROOM_ID_PATTERN.test(room)) return { problem: 'room must be 1-32 characters of A-Z a-z 0-9 _ -' }
   if (Buffer.byteLength(name) > MAX_NAME_BYTES) return { problem: `name must be at most ${MAX_NAME_BYTES} bytes of UTF-8` }
   if (CONTROL.test(name)) return { problem: 'name must not contain control characters' }
   if ((player === null) !== (token === null) || (token !== null && room === null)) return { problem: 'resume needs room, player and resume together' }
   if (player !== null && !PLAYER.test(player)) return { problem: 'player must be a positive integer' }
   if (token !== null && token.length > MAX_TOKEN_CHARS) return { problem: `resume must be at most ${MAX_TOKEN_CHARS} characters` }
-  return { room, name, resume: token !== null ? { player: Number(player), token } : null }
+  if (route !== null && !ROUTE_PATTERN.test(route)) return { problem: 'route must be 1-64 characters of A-Z a-z 0-9 _ . -' }
+  return { version, room, name, resume: token !== null ? { player: Number(player), token } : null, route }
 }
