@@ -37,7 +37,7 @@ t.test('two workers: one listener each on the port, quick play lands on both, ro
   t.same([...perPid.keys()].sort(), [...c.pids].sort(), `100 quick-play connections on both workers: ${JSON.stringify([...perPid])}`)
   t.equal(clients.reduce((n, x) => n + x.redirects, 0), 0, 'quick play never redirects')
 
-  const before = parseSamples(await scrape(c.metricsPort)).get('tickwire_redirects_total') ?? 0
+  const before = parseSamples(await scrape(c.metricsPort)).get('tickwire_redirects_total{kind="direct"}') ?? 0
   // The same room id through each worker's own port: whoever does not own the room redirects.
   const a = await TickwireClient.connect(`ws://127.0.0.1:${c.directPorts[0]}/play`, { room: 'friends', name: 'a' })
   const b = await TickwireClient.connect(`ws://127.0.0.1:${c.directPorts[1]}/play`, { room: 'friends', name: 'b' })
@@ -47,8 +47,8 @@ t.test('two workers: one listener each on the port, quick play lands on both, ro
   t.ok(a.redirects + b.redirects >= 1, `at least one client was redirected (${a.redirects} + ${b.redirects})`)
   await waitFor(() => a.table.entities.has(b.welcome.entityId) && b.table.entities.has(a.welcome.entityId), 3000, 'a and b to see each other')
   t.pass('a and b, joined through different workers, see each other in one room')
-  const after = parseSamples(await scrape(c.metricsPort)).get('tickwire_redirects_total') ?? 0
-  t.equal(after - before, a.redirects + b.redirects, 'tickwire_redirects_total went up by the clients that needed a redirect')
+  const after = parseSamples(await scrape(c.metricsPort)).get('tickwire_redirects_total{kind="direct"}') ?? 0
+  t.equal(after - before, a.redirects + b.redirects, 'tickwire_redirects_total{kind="direct"} went up by the clients that needed a redirect (no --public-url: direct ports)')
 
   // Resume through the public port: whichever worker takes the connection, it reaches the room's owner.
   const firstEntity = a.welcome.entityId

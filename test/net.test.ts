@@ -2,7 +2,7 @@
 import { Packr } from 'msgpackr'
 import t from 'tap'
 import { WebSocket } from 'ws'
-import { CloseCode, MsgType, encodeAck, encodeInput, encodePing } from '../proto/index.js'
+import { CloseCode, MsgType, PROTOCOL_VERSION, encodeAck, encodeInput, encodePing } from '../proto/index.js'
 import { TickwireClient, ConnectError } from '../src/client/index.js'
 import { AVATAR_SPEED, arena, arenaLayout } from '../src/games/arena.js'
 import type { Game } from '../src/sim/game.js'
@@ -21,7 +21,7 @@ t.test('a client gets WELCOME, then STATE frames at the tick rate without sendin
   const c = await TickwireClient.connect(tw.url, { reconnect: false, name: 'ada', autoAck: true })
   t.teardown(() => c.close())
   t.equal(c.welcome.tickHz, 30)
-  t.equal(c.welcome.version, 2)
+  t.equal(c.welcome.version, PROTOCOL_VERSION, 'WELCOME in the version the SDK announced')
   t.ok(c.welcome.roomId.length > 0, 'quick play assigned a room')
   t.same(
     c.welcome.fields.map((f) => f.name),

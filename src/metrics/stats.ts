@@ -25,6 +25,8 @@ export const DisconnectReason = {
   RESUME_REFUSED: 'resume_refused',
   REPLACED: 'replaced',
   ADDRESS_LIMIT: 'address_limit',
+  /** The room's directory registration was taken over by another worker (this one was cut off): players rejoin there. */
+  ROOM_MOVED: 'room_moved',
 } as const
 export type DisconnectReason = (typeof DisconnectReason)[keyof typeof DisconnectReason]
 
@@ -81,6 +83,15 @@ export const AddressLimit = {
 } as const
 export type AddressLimit = (typeof AddressLimit)[keyof typeof AddressLimit]
 
+/** Where a REDIRECT sent a client: `tickwire_redirects_total{kind}`. */
+export const RedirectKind = {
+  /** To the owner's direct port (no --public-url, or a protocol-2 client). */
+  DIRECT: 'direct',
+  /** To --public-url with route=<owner> (through the load balancer). */
+  ROUTE: 'route',
+} as const
+export type RedirectKind = (typeof RedirectKind)[keyof typeof RedirectKind]
+
 /** How a resume attempt ended: `tickwire_resumes_total{outcome}`. */
 export const ResumeOutcome = { RESUMED: 'resumed', INVALID: 'invalid', EXPIRED: 'expired', USED: 'used' } as const
 export type ResumeOutcome = (typeof ResumeOutcome)[keyof typeof ResumeOutcome]
@@ -106,8 +117,10 @@ export class Stats {
   readonly skipped = zeroes(SkipReason)
   readonly fullStates = zeroes(FullStateReason)
   readonly upgradesRejected = zeroes(UpgradeRejectReason)
-  /** Clients sent to the worker that owns their room. */
-  redirects = 0
+  /** Clients sent to the worker that owns their room, by where. */
+  readonly redirects = zeroes(RedirectKind)
+  /** Upgrades that carried route=R naming another worker (the load balancer did not keep its contract). */
+  routeMisses = 0
   /** Held seats released because nobody resumed them within the window. */
   holdsExpired = 0
   readonly resumes = zeroes(ResumeOutcome)

@@ -1,0 +1,142 @@
+/**
+ * Seating a connection once its socket is open: a join (quick play or a
+ * named room, within the address's room budget), a resume (a token with a
+ * valid MAC takes a held seat back at its generation), and the WELCOME that
+ * binds a connection to its seat. The next tick sends it a full state.
+ */
+import { PROTOCOL_VERSION, encodeWelcome } from '../../proto/index.js'
+import type { EventLog, Logger } from '../log.js'
+import { AddressLimit, DisconnectReason, ResumeOutcome, type Stats } from '../metrics/stats.js'
+import { JoinRefusal, type Rooms, type Seat } from '../sim/room.js'
+import type { AddressBook, AddressEntry } from './addresses.js'
+import { closeConn, type Conn, type RoomLink, type Session } from './conn.js'
+import { newSession, type SeatHolds } from './holds.js'
+import type { ResumeTokens, TokenClaims } from './resume.js'
+import type { WebSocket } from './uws.js'
+
+export interface SeatOptions {
+  readonly tickHz: number
+  readonly historyTicks: number
+  readonly resumeWindow: number
+}
+
+export class Seating {
+  readonly #rooms: Rooms
+  readonly #book: AddressBook
+  readonly #holds: SeatHolds
+  readonly #tokens: ResumeTokens
+  readonly #stats: Stats
+  readonly #events: EventLog
+  readonly #log: Logger
+  readonly #opts: SeatOptions
+  #creating: AddressEntry | null = null
+
+  constructor(rooms: Rooms, book: AddressBook, holds: SeatHolds, tokens: ResumeTokens, stats: Stats, events: EventLog, log: Logger, opts: SeatOptions) {
+    this.#rooms = rooms
+    this.#book = book
+    this.#holds = holds
+    this.#tokens = tokens
+    this.#stats = stats
+    this.#events = events
+    this.#log = log
+    this.#opts = opts
+  }
+
+  /** The address whose join is creating a room right now (read by `rooms.onCreate`, which runs inside `join`). */
+  get creating(): AddressEntry | null {
+    return this.#creating
+  }
+
+  /** Seats a plain join, or closes it with why it could not be seated. */
+  join(conn: Conn): void {
+    let seat: Seat | JoinRefusal
+    this.#creating = conn.addr
+    try {
+      seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name, this.#book.mayCreateRoom(conn.addr))
+    } catch (err) {
+      // The game could not even build the room: nothing was registered.
+      this.#stats.roomErrors++
+      this.#log.error('room creation failed', { room: conn.roomId ?? '(quick play)', error: err instanceof Error ? (err.stack ?? err.message) : String(err) })
+      closeConn(conn, 'INTERNAL_ERROR', DisconnectReason.INTERNAL_ERROR)
+      return
+    } finally {
+      this.#creating = null
+    }
+    switch (seat) {
+      case JoinRefusal.MAY_NOT_CREATE:
+        this.addressLimited(conn, AddressLimit.ROOMS)
+        return closeConn(conn, 'ADDRESS_LIMIT', DisconnectReason.ADDRESS_LIMIT)
+      case JoinRefusal.FAILED:
+        return closeConn(conn, 'INTERNAL_ERROR', DisconnectReason.INTERNAL_ERROR)
+      case JoinRefusal.ROOM_FULL:
+        return closeConn(conn, 'ROOM_FULL', DisconnectReason.ROOM_FULL)
+      case JoinRefusal.SERVER_FULL:
+        return closeConn(conn, 'SERVER_FULL', DisconnectReason.SERVER_FULL)
+    }
+    const session: Session = newSession<Conn>()
+    seat.link = session
+    this.#attach(conn, seat, session)
+    this.#log.debug('join', { player: conn.playerId, room: seat.room.id, entity: seat.entity })
+  }
+
+  /** A token with a valid MAC: take the seat back if it is still held at the token's generation. */
+  resume(conn: Conn, claims: TokenClaims): void {
+    const room = conn.roomId === null ? undefined : this.#rooms.byId.get(conn.roomId)
+    const link = room?.link as RoomLink | undefined
+    const seat = room && link?.instance === claims.instance ? room.seats.find((s) => s.playerId === conn.playerId) : undefined
+    const session = seat?.link as Session | undefined
+    if (!seat || !session) {
+      this.#stats.resumes[ResumeOutcome.EXPIRED]++
+      return closeConn(conn, 'RESUME_EXPIRED', DisconnectReason.RESUME_REFUSED)
+    }
+    if (claims.gen !== session.gen) {
+      this.#stats.resumes[ResumeOutcome.USED]++
+      return closeConn(conn, 'RESUME_USED', DisconnectReason.RESUME_REFUSED)
+    }
+    session.gen++
+    const old = session.conn
+    if (old) {
+      // The old connection may still look open (a half-open TCP link): it loses the seat, not the new one.
+      old.seat = null
+      old.session = null
+      old.viewer = null
+      closeConn(old, 'REPLACED', DisconnectReason.REPLACED)
+    }
+    this.#holds.end(seat)
+    conn.lastSeq = seat.inputSeq // input sequence numbers continue across connections
+    this.#stats.resumes[ResumeOutcome.RESUMED]++
+    this.#attach(conn, seat, session)
+    this.#log.debug('resume', { player: conn.playerId, room: seat.room.id, entity: seat.entity })
+  }
+
+  /** A per-address budget refused something: counted and logged (rate-limited) with the address. */
+  addressLimited(conn: Conn, why: AddressLimit): void {
+    this.#stats.addressLimited[why]++
+    this.#events.warn('address limit', { address: conn.address, reason: why })
+  }
+
+  /** Binds a connection to its seat and sends WELCOME (in the client's protocol version). */
+  #attach(conn: Conn, seat: Seat, session: Session): void {
+    const ws = conn.ws as WebSocket<Conn>
+    session.conn = conn
+    conn.seat = seat
+    conn.session = session
+    const link = seat.room.link as RoomLink
+    conn.viewer = link.rep.newViewer(seat.entity)
+    const game = this.#rooms.game
+    const welcome = encodeWelcome({
+      version: Math.min(conn.version, PROTOCOL_VERSION),
+      playerId: conn.playerId,
+      roomId: seat.room.id,
+      tickHz: this.#opts.tickHz,
+      entityId: seat.entity,
+      historyTicks: this.#opts.historyTicks,
+      fields: game.fields,
+      input: game.input,
+      resumeToken: this.#opts.resumeWindow > 0 ? this.#tokens.issue(seat.room.id, link.instance, conn.playerId, session.gen) : '',
+    })
+    ws.cork(() => ws.send(welcome, true))
+    this.#stats.messagesSent++
+    this.#stats.bytesSent += welcome.byteLength
+  }
+}
