@@ -7,6 +7,7 @@
 
 import { parseTrustedProxies } from './net/addresses.js'
 import { parseAllowedOrigins } from './net/origin.js'
+import { NODE_ID_PATTERN } from './directory/directory.js'
 
 type Kind = 'int' | 'number' | 'string' | 'bool'
 
@@ -26,6 +27,11 @@ export const OPTIONS = {
   workers: { kind: 'int', default: 0, unit: 'processes', min: 0, max: 1024, doc: 'game processes sharing --port through SO_REUSEPORT, under a supervisor; 0: one per available core; 1: one process, no supervisor' },
   directPort: { kind: 'int', default: 0, unit: 'port', min: 0, max: 65535, doc: 'worker i also listens on direct-port + i (the redirect target for its rooms); 0: port + 1 + i, or free ports when --port is 0' },
   advertiseHost: { kind: 'string', default: '', unit: 'host', doc: 'host named in redirects to a direct port; empty: the host the client connected to' },
+  nodeId: { kind: 'string', default: '', unit: 'name', doc: 'this machine\'s name in the cluster (1-48 of A-Z a-z 0-9 _ . -); worker i is `<node-id>-<i>`, the route a load balancer routes on; empty: the host name' },
+  redisUrl: { kind: 'string', default: '', unit: 'URL', doc: 'redis:// or rediss:// URL of the room directory shared by every machine (needs --resume-secret); empty: the supervisor\'s own (one machine)' },
+  publicUrl: { kind: 'string', default: '', unit: 'URL', doc: 'the one ws:// or wss:// URL players use (e.g. wss://play.example.com/play): redirects name it with route=<worker>; empty: redirects name direct ports' },
+  directoryTimeout: { kind: 'number', default: 1, unit: 's', min: 0.05, max: 60, doc: 'a join that needs the room directory waits this long for it, then gets HTTP 503 `room directory unavailable`' },
+  nodeTtl: { kind: 'number', default: 3, unit: 's', min: 0.5, max: 600, doc: 'with --redis-url: a worker whose node record is not renewed for this long is dead, and its rooms are taken over (renewed every third of it)' },
   resumeWindow: { kind: 'number', default: 10, unit: 's', min: 0, max: 3600, doc: 'a dropped player\'s seat is held this long for a resume; 0: seats are never held' },
   resumeSecret: { kind: 'string', default: '', unit: 'text', doc: 'HMAC key of resume tokens, at least 32 characters (prefer the environment variable); empty: random at each start' },
   drainTimeout: { kind: 'number', default: 10, unit: 's', min: 0.1, max: 3600, doc: 'on SIGTERM/SIGINT: time to close players and exit; what is left is then killed' },
@@ -183,9 +189,40 @@ function crossCheck(c: Config): void {
       throw new ConfigError((err as Error).message)
     }
   }
+  if (c.nodeId !== '' && !NODE_ID_PATTERN.test(c.nodeId)) {
+    throw new ConfigError(`--node-id: got ${JSON.stringify(c.nodeId)}, expected 1-48 characters of A-Z a-z 0-9 _ . -`)
+  }
+  if (c.redisUrl !== '') {
+    if (!/^rediss?:\/\/[^\s]+$/.test(c.redisUrl)) throw new ConfigError(`--redis-url: got ${JSON.stringify(redactUrl(c.redisUrl))}, expected redis://host:port or rediss://host:port`)
+    if (c.resumeSecret === '') {
+      throw new ConfigError('--redis-url needs --resume-secret (TICKWIRE_RESUME_SECRET): every machine must check the others\' resume tokens with one shared key')
+    }
+  }
+  if (c.publicUrl !== '') {
+    let u: URL | null = null
+    try {
+      u = new URL(c.publicUrl)
+    } catch {
+      u = null
+    }
+    if (!u || (u.protocol !== 'ws:' && u.protocol !== 'wss:') || u.search !== '' || u.hash !== '') {
+      throw new ConfigError(`--public-url: got ${JSON.stringify(c.publicUrl)}, expected a ws:// or wss:// URL without query, e.g. wss://play.example.com/play`)
+    }
+  }
   if (c.directPort !== 0 && c.directPort + Math.max(c.workers, 1) - 1 > 65535) {
     throw new ConfigError(`--direct-port ${c.directPort} with --workers ${c.workers}: the last direct port would exceed 65535`)
   }
+}
+
+/** `url` without its password (for messages and logs). */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@')
+}
+
+/** The default --node-id: this host's name, cut to what a node id may be. */
+export function defaultNodeId(host: string): string {
+  const id = host.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 48)
+  return id === '' ? 'node' : id
 }
 
 /** The defaults with `overrides`, validated like CLI input (for tests and embedding). */

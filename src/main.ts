@@ -45,7 +45,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   }
   const log = createLogger(config.logLevel)
   const workers = workerCount(config)
-  if (workers > 1) return supervise(config, workers, log)
+  // The room directory on Redis lives in the workers of a supervisor, so --redis-url takes one even with --workers 1.
+  if (workers > 1 || config.redisUrl !== '') return supervise(config, workers, log)
   let tw: Tickwire
   try {
     tw = await start(config, { log })

@@ -12,7 +12,8 @@ import { Metrics } from './metrics/registry.js'
 import { startReclaimer, type Reclaimer } from './reclaim.js'
 import { FdGuard, fitFdLimit } from './net/fdguard.js'
 import { serveMetrics, type MetricsEndpoint } from './net/metrics-http.js'
-import type { Router } from './net/router.js'
+import type { RoomDirectory } from './directory/directory.js'
+import { assertPortFree } from './net/ports.js'
 import { GameServer } from './net/server.js'
 import { defaultWebDir, loadStatic } from './net/static.js'
 import { assertNativeUws } from './net/uws.js'
@@ -35,8 +36,12 @@ export interface StartOptions {
   readonly clock?: Clock
   /** Resume-token key; default: `config.resumeSecret`, else random. Workers of one deployment share it. */
   readonly secret?: Buffer
-  /** Where rooms live when this process is one worker of several (set by the worker runtime). */
-  readonly router?: Router
+  /**
+   * Where rooms live when this process is one worker of several (set by the
+   * worker runtime: the supervisor's directory over IPC, or Redis). Released
+   * on stop, before players are closed, so they rejoin elsewhere at once.
+   */
+  readonly directory?: RoomDirectory
   /** Also listen on this direct port (exclusive; 0: a free one). Workers do; a single process does not. */
   readonly directPort?: number
   /** Folder of the built browser client served at `/`; default `dist/web`. */
@@ -88,7 +93,8 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
   const secret = opts.secret ?? (config.resumeSecret !== '' ? Buffer.from(config.resumeSecret) : randomBytes(32))
   const web = loadStatic(opts.webDir ?? defaultWebDir())
   if (!web.has('/')) log.warn('browser client not built (run npm run build): / answers 404', { dir: opts.webDir ?? defaultWebDir() })
-  const server = new GameServer(rooms, config, log, { secret, router: opts.router, web })
+  const directory = opts.directory
+  const server = new GameServer(rooms, config, log, { secret, directory, web })
   const clock = opts.clock ?? systemClock
   const dt = 1 / config.tickHz
   let metrics: Metrics | undefined
@@ -120,6 +126,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     buffered: () => server.bufferedBytes(),
     held: () => server.held,
     tickBudgetSeconds: dt,
+    directory: directory?.stats,
   })
   let endpoint: MetricsEndpoint | null = null
   let fdGuard: FdGuard | null = null
@@ -128,12 +135,18 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
   // Once: a second stop (a signal during a tick-exhaustion stop, a test teardown) returns the first one's promise.
   const stop = (drainMs?: number): Promise<void> =>
     (stopped ??= (async () => {
-      loop.stop()
       fdGuard?.stop()
       reclaimer?.stop()
+      // Not ready (the load balancer stops sending players), no new connections, and the directory forgets our rooms
+      // while they still play: the players closed next rejoin on another worker without waiting for a lease to lapse.
+      server.stopAccepting()
+      await directory?.close(Math.min(1000, drainMs ?? 1000))
+      loop.stop()
       await server.shutdown(drainMs)
       endpoint?.close()
     })())
+  // Only a supervisor's own workers share the public port (SO_REUSEPORT): a single process checks nobody else holds it.
+  if (!directory) await assertPortFree(config.host, config.port)
   const port = await server.listen()
   let directPort = 0
   if (opts.directPort !== undefined) {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { Directory } from '../src/cluster/directory.js'
+import { MemoryDirectory as Directory } from '../src/directory/memory.js'
 
 t.test('a new named room goes to the least-loaded serving worker; the asker wins ties', async (t) => {
   const d = new Directory(3)

@@ -19,13 +19,18 @@ export function heartbeatMs(stallTimeoutSeconds: number): number {
 export type MetricsSnapshot = MetricObjectWithValues<MetricValue<string>>[]
 
 export type ToWorker =
-  /** First message: the config (port resolved, metrics off) and what the worker binds. */
-  | { readonly t: 'init'; readonly slot: number; readonly config: Config; readonly directPort: number; readonly secret: string }
+  /**
+   * First message: the config (port resolved, metrics off), what the worker binds (its direct port, resolved),
+   * and its cluster-wide name (`<node-id>-<slot>`).
+   */
+  | { readonly t: 'init'; readonly slot: number; readonly name: string; readonly config: Config; readonly directPort: number; readonly secret: string }
   /**
    * Reply to `claim`: where the room lives; null: nowhere (`create` was false, no worker serves, or refused).
    * `refused`: the claim would exceed the directory's budget of pending claims (per address, or in all).
    */
-  | { readonly t: 'placed'; readonly id: number; readonly where: { readonly slot: number; readonly port: number; readonly host: string } | null; readonly refused?: 'address_limit' }
+  | { readonly t: 'placed'; readonly id: number; readonly where: { readonly local: true } | { readonly local: false; readonly name: string; readonly port: number; readonly host: string } | null; readonly refused?: 'address_limit' }
+  /** A room this worker opened is owned by another worker (an id collision): close its players with ROOM_MOVED. */
+  | { readonly t: 'lost'; readonly room: string }
   | { readonly t: 'metrics'; readonly id: number }
   /** Stop: not ready, close listen sockets, close players with SHUTDOWN within `drainMs`, exit 0. */
   | { readonly t: 'drain'; readonly drainMs: number }

@@ -13,15 +13,17 @@ import { performance } from 'node:perf_hooks'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import client from 'prom-client'
-import { ConfigError, type Config } from '../config.js'
+import { ConfigError, defaultNodeId, type Config } from '../config.js'
 import type { Logger } from '../log.js'
 import { serveMetrics, type MetricsEndpoint } from '../net/metrics-http.js'
 import { counter } from '../metrics/registry.js'
 import { assertNativeUws } from '../net/uws.js'
-import { Directory, PENDING_PER_ROOM } from './directory.js'
+import { hostname } from 'node:os'
+import { workerName, type RoomDirectory, type WorkerAddress } from '../directory/directory.js'
+import { MemoryDirectory, PENDING_PER_ROOM } from '../directory/memory.js'
 import { WORKER_ENV, heartbeatMs, type MetricsSnapshot, type ToSupervisor, type ToWorker } from './ipc.js'
 import { MetricsMerger } from './merge.js'
-import { freePort } from '../net/ports.js'
+import { assertPortFree, freePort } from '../net/ports.js'
 
 /** Restart backoff: the first replacement starts at once, the next after this, doubling per consecutive crash, up to the cap. */
 export const RESTART_BASE_MS = 200
@@ -101,11 +103,23 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
       throw new ConfigError(`--metrics-port ${config.metricsPort} falls in the direct ports ${directBase}..${directBase + n - 1} (one per worker); set --direct-port`)
     }
   }
-  const directory = new Directory(n, { maxPerAddress: config.maxRoomsPerAddress, maxPending: PENDING_PER_ROOM * config.maxRooms * n })
+  const nodeId = config.nodeId !== '' ? config.nodeId : defaultNodeId(hostname())
+  // Only this supervisor's workers may share the public port: refuse one another process holds (see ports.ts).
+  await assertPortFree(config.host, config.port)
+  // Direct ports resolved here, so each worker's address is known before it starts (the directory names it).
+  const directPorts: number[] = []
+  for (let i = 0; i < n; i++) directPorts.push(directBase !== 0 ? directBase + i : await freePort(config.host))
+  // Without Redis the supervisor keeps the directory (one machine); with it, every worker talks to Redis itself.
+  const directory = config.redisUrl === '' ? new MemoryDirectory(n, { maxPerAddress: config.maxRoomsPerAddress, maxPending: PENDING_PER_ROOM * config.maxRooms * n }) : null
+  const addressOf = (slot: number): WorkerAddress | null => {
+    const s = slots[slot]
+    return s ? { name: workerName(nodeId, slot), host: config.advertiseHost, port: s.directPort || s.wantDirect } : null // '' host: the client's
+  }
+  const members: (RoomDirectory | null)[] = new Array<RoomDirectory | null>(n).fill(null)
   const merger = new MetricsMerger()
   const slots: Slot[] = Array.from({ length: n }, (_, i) => ({
     index: i,
-    wantDirect: directBase === 0 ? 0 : directBase + i,
+    wantDirect: directPorts[i] as number,
     child: null,
     pid: 0,
     ready: false,
@@ -150,7 +164,11 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
           clearTimeout(timer)
           slot.ready = true
           slot.directPort = msg.directPort
-          directory.setLoad(slot.index, 0)
+          if (directory) {
+            const m = directory.member(slot.index, addressOf)
+            m.onLost = (room) => child.send({ t: 'lost', room } satisfies ToWorker)
+            members[slot.index] = m
+          }
           resolve()
         } else if (msg.t === 'failed') {
           failure = msg.config ? new ConfigError(msg.error) : new Error(msg.error)
@@ -164,7 +182,8 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
         slot.child = null
         slot.pid = 0
         slot.ready = false
-        directory.dropSlot(slot.index)
+        void members[slot.index]?.close() // forgets the slot's rooms and stops placing rooms there
+        members[slot.index] = null
         merger.retire(slot.index)
         if (!wasReady) reject(failure ?? new Error(`worker ${slot.index} exited before it was ready (code ${code}, signal ${signal})`))
         if (stopping) {
@@ -174,29 +193,26 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
         // At start-up a failing worker fails the start; later, even a replacement that dies before ready is retried.
         if (started) onCrash(slot, code, signal)
       })
-      child.send({ t: 'init', slot: slot.index, config: { ...config, port, metricsPort: 0, workers: 1 }, directPort: slot.wantDirect, secret } satisfies ToWorker)
+      child.send({ t: 'init', slot: slot.index, name: workerName(nodeId, slot.index), config: { ...config, port, metricsPort: 0, workers: 1, nodeId }, directPort: slot.wantDirect, secret } satisfies ToWorker)
     })
 
   const onMessage = (slot: Slot, msg: ToSupervisor): void => {
     switch (msg.t) {
       case 'claim': {
-        const owner = directory.claim(msg.room, slot.index, msg.create, Date.now(), msg.address)
-        if (owner === 'address_limit') {
-          slot.child?.send({ t: 'placed', id: msg.id, where: null, refused: owner } satisfies ToWorker) // the worker counts and logs it
-          return
-        }
-        const o = owner === null ? undefined : slots[owner]
-        const where = o ? { slot: o.index, port: o.directPort, host: config.advertiseHost } : null
-        slot.child?.send({ t: 'placed', id: msg.id, where } satisfies ToWorker)
+        const m = members[slot.index]
+        if (!m) return // not ready, or Redis mode (the worker asks Redis itself)
+        void m.locate(msg.room, msg.create, msg.address).then((where) => {
+          if (where === 'address_limit') slot.child?.send({ t: 'placed', id: msg.id, where: null, refused: where } satisfies ToWorker) // the worker counts and logs it
+          else slot.child?.send({ t: 'placed', id: msg.id, where } satisfies ToWorker)
+        })
         return
       }
       case 'room':
-        if (msg.open) {
-          if (!directory.opened(msg.room, slot.index)) log.warn('room id already owned by another worker', { room: msg.room, worker: slot.index })
-        } else directory.closed(msg.room, slot.index)
+        if (msg.open) members[slot.index]?.opened(msg.room)
+        else members[slot.index]?.closed(msg.room)
         return
       case 'load':
-        if (slot.ready) directory.setLoad(slot.index, msg.players)
+        if (slot.ready) directory?.setLoad(slot.index, msg.players)
         return
       case 'metrics':
         metricsWaits.get(msg.id)?.(msg.snapshot)
@@ -224,7 +240,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
     }, delay)
   }
 
-  const sweep = setInterval(() => directory.sweep(Date.now()), 5000)
+  const sweep = setInterval(() => directory?.sweep(Date.now()), 5000)
   sweep.unref()
 
   // Liveness: a ready worker silent for --worker-stall-timeout has a blocked event loop (a game's endless loop, a
@@ -266,8 +282,11 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
     'Workers killed because their event loop did not answer for --worker-stall-timeout (each is then replaced, and counted as a restart)',
     () => stalls,
   )
-  new client.Gauge({ name: 'tickwire_directory_claims_pending', help: 'Room claims placed in the directory and not yet opened by their worker (budgeted per address and in all)', registers: [own], collect() { this.set(directory.pending) } })
-  new client.Gauge({ name: 'tickwire_directory_rooms', help: 'Rooms in the supervisor\'s room directory (open or being placed)', registers: [own], collect() { this.set(directory.size) } })
+  if (directory) {
+    const d = directory
+    new client.Gauge({ name: 'tickwire_directory_claims_pending', help: 'Room claims placed in the directory and not yet opened by their worker (budgeted per address and in all)', registers: [own], collect() { this.set(d.pending) } })
+    new client.Gauge({ name: 'tickwire_directory_rooms', help: 'Rooms in the supervisor\'s room directory (open or being placed)', registers: [own], collect() { this.set(d.size) } })
+  }
   const upGauge = new client.Gauge({ name: 'tickwire_worker_up', help: 'Whether the worker answered this scrape (1) or is busy, dead or restarting (0; its last figures are used)', labelNames: ['worker'], registers: [own] })
 
   const snapshotOf = (slot: Slot, answered: Set<number>): Promise<void> => {

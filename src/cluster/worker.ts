@@ -5,15 +5,13 @@
  * when told to (or when the supervisor disappears).
  */
 import { ConfigError } from '../config.js'
+import { DirectoryStats, DirectoryUnavailable, type LocateResult, type RoomDirectory, type WorkerAddress } from '../directory/directory.js'
 import { arena } from '../games/arena.js'
 import { createLogger, withFields, type Logger } from '../log.js'
 import { start, type Tickwire } from '../start.js'
-import type { Placement, Router } from '../net/router.js'
 import type { Game } from '../sim/game.js'
 import { heartbeatMs, type ToSupervisor, type ToWorker } from './ipc.js'
 
-/** How long a worker waits for the directory before answering an upgrade 503. */
-const CLAIM_TIMEOUT_MS = 2000
 /** How often a worker reports its player count (placement of new rooms uses it). */
 const LOAD_EVERY_MS = 250
 
@@ -22,24 +20,30 @@ function send(msg: ToSupervisor): void {
   if (process.connected) process.send?.(msg, undefined, {}, () => {})
 }
 
-/** Router over IPC: every named room this worker lacks is looked up in the supervisor's directory. */
-class IpcRouter implements Router {
-  readonly #slot: number
-  readonly #pending = new Map<number, { resolve: (p: Placement | null | 'address_limit') => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
+/** The supervisor's in-memory directory (src/directory/memory.ts), reached over IPC: every named room this worker lacks is looked up there. */
+class IpcDirectory implements RoomDirectory {
+  readonly self: WorkerAddress
+  readonly stats = new DirectoryStats()
+  onLost: (id: string) => void = () => {}
+  readonly #timeoutMs: number
+  readonly #pending = new Map<number, { resolve: (p: LocateResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout; t0: number }>()
   #nextId = 1
 
-  constructor(slot: number) {
-    this.#slot = slot
+  constructor(self: WorkerAddress, timeoutMs: number) {
+    this.self = self
+    this.#timeoutMs = timeoutMs
   }
 
-  locate(room: string, create: boolean, address: string): Promise<Placement | null | 'address_limit'> {
+  locate(room: string, create: boolean, address: string): Promise<LocateResult> {
     const id = this.#nextId++
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id)
-        reject(new Error(`no answer from the supervisor within ${CLAIM_TIMEOUT_MS} ms`))
-      }, CLAIM_TIMEOUT_MS)
-      this.#pending.set(id, { resolve, reject, timer })
+        this.stats.ops.locate.error++
+        this.stats.up = false
+        reject(new DirectoryUnavailable(`no answer from the supervisor within ${this.#timeoutMs} ms`))
+      }, this.#timeoutMs)
+      this.#pending.set(id, { resolve, reject, timer, t0: performance.now() })
       send({ t: 'claim', id, room, create, address })
     })
   }
@@ -49,9 +53,10 @@ class IpcRouter implements Router {
     if (!p) return
     this.#pending.delete(msg.id)
     clearTimeout(p.timer)
-    const w = msg.where
-    if (msg.refused) p.resolve(msg.refused)
-    else p.resolve(w === null ? null : w.slot === this.#slot ? { local: true } : { local: false, port: w.port, host: w.host })
+    this.stats.ops.locate.ok++
+    this.stats.up = true
+    this.stats.observe('locate', (performance.now() - p.t0) / 1000)
+    p.resolve(msg.refused ?? msg.where)
   }
 
   opened(room: string): void {
@@ -60,6 +65,11 @@ class IpcRouter implements Router {
 
   closed(room: string): void {
     send({ t: 'room', room, open: false })
+  }
+
+  close(): Promise<void> {
+    // The supervisor forgets a slot's rooms when the worker exits.
+    return Promise.resolve()
   }
 }
 
@@ -103,18 +113,36 @@ export function runWorker(opts: WorkerOptions = {}): Promise<void> {
 }
 
 async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions, earlyDrain: () => { drainMs: number; why: string } | null): Promise<void> {
-  const log: Logger = withFields(createLogger(init.config.logLevel), { worker: init.slot })
-  const router = new IpcRouter(init.slot)
+  const log: Logger = withFields(createLogger(init.config.logLevel), { worker: init.name })
+  const config = init.config
+  // Direct redirects name --advertise-host, else the bound address when it is a specific one (a wildcard names nothing).
+  const host = config.advertiseHost !== '' ? config.advertiseHost : config.host === '0.0.0.0' || config.host === '::' ? '' : config.host
+  const self: WorkerAddress = { name: init.name, host, port: init.directPort }
+  let directory: RoomDirectory | null = null
+  let ipc: IpcDirectory | null = null
   let tw: Tickwire
   try {
-    tw = await start(init.config, {
+    if (config.redisUrl !== '') {
+      // Loaded only when asked for: one machine never loads the Redis client.
+      const { RedisDirectory } = await import('../directory/redis.js')
+      directory = await RedisDirectory.connect({
+        url: config.redisUrl,
+        self,
+        nodeTtlMs: config.nodeTtl * 1000,
+        timeoutMs: config.directoryTimeout * 1000,
+        maxClaimsPerAddress: config.maxRoomsPerAddress,
+        log,
+      })
+    } else directory = ipc = new IpcDirectory(self, config.directoryTimeout * 1000)
+    tw = await start(config, {
       game: opts.game ?? arena,
       log,
-      router,
+      directory: directory ?? undefined,
       secret: Buffer.from(init.secret, 'hex'),
       directPort: init.directPort,
     })
   } catch (err) {
+    void directory?.close(500)
     send({ t: 'failed', error: (err as Error).message, config: err instanceof ConfigError })
     process.exitCode = err instanceof ConfigError ? 2 : 1
     process.disconnect?.()
@@ -139,7 +167,10 @@ async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions
   process.on('message', (msg: ToWorker) => {
     switch (msg.t) {
       case 'placed':
-        router.placed(msg)
+        ipc?.placed(msg)
+        return
+      case 'lost':
+        directory?.onLost(msg.room)
         return
       case 'metrics':
         tw.metrics.registry.getMetricsAsJSON().then(

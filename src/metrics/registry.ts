@@ -5,6 +5,7 @@
  * per process, not per player). No per-player or per-room labels.
  */
 import client from 'prom-client'
+import type { DirectoryStats } from '../directory/directory.js'
 import type { Stats } from './stats.js'
 
 /** What the registry reads at scrape time. */
@@ -19,6 +20,8 @@ export interface MetricsSources {
   readonly tickBudgetSeconds: number
   /** Seats held for a resume (their player's connection dropped). */
   readonly held: () => number
+  /** The room directory's counters, when this process is one worker of several. */
+  readonly directory?: DirectoryStats | undefined
 }
 
 /** Metric names prom-client's default metrics export as gauges ending in _total (see README: promtool allowlist). */
@@ -58,7 +61,8 @@ export class Metrics {
     gauge(r, `${prefix}socket_buffered_bytes_max`, 'Bytes queued in user space toward the most backed-up socket', () => src.buffered().max, 'max')
     gauge(r, `${prefix}seats_held`, 'Seats held for a player whose connection dropped, awaiting a resume', () => src.held())
     counter(r, `${prefix}seat_holds_expired_total`, 'Held seats released because no resume came within the resume window', () => stats.holdsExpired)
-    counter(r, `${prefix}redirects_total`, 'Clients redirected to the worker that owns their room', () => stats.redirects)
+    labeled(r, `${prefix}redirects_total`, 'Clients redirected to the worker that owns their room, by kind (direct: its direct port; route: the public URL with route=)', 'kind', stats.redirects)
+    counter(r, `${prefix}route_misses_total`, 'Upgrades carrying route=R that reached another worker than R (the load balancer breaks its contract)', () => stats.routeMisses)
     labeled(r, `${prefix}resumes_total`, 'Resume attempts, by outcome', 'outcome', stats.resumes)
     counter(r, `${prefix}connections_total`, 'WebSocket connections opened', () => stats.connections)
     counter(r, `${prefix}sent_bytes_total`, 'Bytes of WebSocket payload sent (state frames, welcomes, pongs)', () => stats.bytesSent)
@@ -75,6 +79,7 @@ export class Metrics {
     labeled(r, `${prefix}address_limited_total`, 'Things refused because one client address reached a per-address budget, by budget', 'reason', stats.addressLimited)
     counter(r, `${prefix}accept_pauses_total`, 'Times the public port stopped accepting because file descriptors ran short (--fd-reserve)', () => stats.acceptPauses)
     labeled(r, `${prefix}http_rejected_total`, 'HTTP requests and upgrades refused on the public port, by reason', 'reason', stats.upgradesRejected)
+    if (src.directory) directoryMetrics(r, prefix, src.directory)
   }
 
   /** Records one tick's duration and how late it started. */
@@ -90,6 +95,40 @@ export class Metrics {
   text(): Promise<string> {
     return this.registry.metrics()
   }
+}
+
+/** The room directory's series (src/directory/): operations, their latency, takeovers, lost rooms, reachability. */
+function directoryMetrics(r: client.Registry, prefix: string, d: DirectoryStats): void {
+  const last: Record<string, number> = {}
+  new client.Counter({
+    name: `${prefix}directory_operations_total`,
+    help: 'Room directory operations (locate, register, renew, release, heartbeat), by outcome (ok; error: failed, timed out or directory unreachable)',
+    labelNames: ['op', 'outcome'],
+    registers: [r],
+    collect() {
+      for (const [op, o] of Object.entries(d.ops)) {
+        for (const outcome of ['ok', 'error'] as const) {
+          const key = `${op}:${outcome}`
+          const prev = last[key] ?? 0
+          const v = o[outcome]
+          if (v > prev) this.inc({ op, outcome }, v - prev)
+          else if (prev === 0) this.inc({ op, outcome }, 0)
+          last[key] = v
+        }
+      }
+    },
+  })
+  const latency = new client.Histogram({
+    name: `${prefix}directory_operation_seconds`,
+    help: 'Time the room directory took to answer an operation (Redis round trip, or the supervisor over IPC)',
+    labelNames: ['op'],
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [r],
+  })
+  d.observe = (op, seconds) => latency.observe({ op }, seconds)
+  counter(r, `${prefix}directory_takeovers_total`, 'Rooms this process took over from an owner that stopped heartbeating (a new lease epoch)', () => d.takeovers)
+  counter(r, `${prefix}directory_rooms_lost_total`, 'Rooms this process ran whose directory registration another worker took (players closed ROOM_MOVED)', () => d.lost)
+  gauge(r, `${prefix}directory_up`, 'Whether the room directory answered this process\'s last operation (1) or not (0)', () => (d.up ? 1 : 0), 'min')
 }
 
 /** A gauge whose value is read from `read()` at scrape time. */

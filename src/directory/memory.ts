@@ -1,6 +1,6 @@
 /**
- * The room directory, kept by the supervisor: which worker slot owns each
- * room. Named rooms are placed here before they exist (a claim), so two
+ * The room directory kept in one supervisor's memory (the embedded default,
+ * see directory.ts): which worker slot owns each room. Named rooms are placed here before they exist (a claim), so two
  * players asking for the same new room on different workers get one owner.
  * A claim the owner does not turn into a room within `pendingMs` is dropped.
  *
@@ -33,7 +33,9 @@ interface Entry {
 /** Run a sweep from a cap check at most this often (ms): lapsed claims must not hold a budget until the periodic sweep. */
 const CAP_SWEEP_MS = 1000
 
-export class Directory {
+import { DirectoryStats, DirectoryUnavailable, type LocateResult, type RoomDirectory, type WorkerAddress } from './directory.js'
+
+export class MemoryDirectory {
   readonly #rooms = new Map<string, Entry>()
   /** Players per slot, as last reported, plus claims placed since. -1: slot not serving. */
   readonly #load: number[]
@@ -137,6 +139,46 @@ export class Directory {
   /** The owner of `room`, if known. */
   owner(room: string): number | undefined {
     return this.#rooms.get(room)?.slot
+  }
+
+  /**
+   * Slot `slot`'s handle on this directory (`RoomDirectory`), in this process:
+   * the supervisor answers its workers' IPC requests through it, and the
+   * shared directory test suite runs against it. `addressOf` names a slot
+   * (null: not serving).
+   */
+  member(slot: number, addressOf: (slot: number) => WorkerAddress | null): RoomDirectory {
+    const self = addressOf(slot)
+    if (!self) throw new Error(`slot ${slot} has no address`)
+    if ((this.#load[slot] ?? -1) < 0) this.setLoad(slot, 0) // a member serves
+    let closed = false
+    const stats = new DirectoryStats()
+    const dir: RoomDirectory = {
+      self,
+      stats,
+      onLost: () => {},
+      locate: (id, create, address) => {
+        if (closed) return Promise.reject(new DirectoryUnavailable('directory handle closed'))
+        stats.ops.locate.ok++
+        const owner = this.claim(id, slot, create, Date.now(), address)
+        if (owner === null || owner === 'address_limit') return Promise.resolve(owner)
+        if (owner === slot) return Promise.resolve({ local: true })
+        const where = addressOf(owner)
+        return Promise.resolve<LocateResult>(where ? { local: false, ...where } : null)
+      },
+      opened: (id) => {
+        if (!closed && !this.opened(id, slot)) dir.onLost(id)
+      },
+      closed: (id) => {
+        if (!closed) this.closed(id, slot)
+      },
+      close: () => {
+        closed = true
+        this.dropSlot(slot)
+        return Promise.resolve()
+      },
+    }
+    return dir
   }
 
   #full(address: string): boolean {
