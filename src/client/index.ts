@@ -67,6 +67,8 @@ export interface ConnectOptions {
   readonly reconnect?: boolean
   /** Failed reconnect attempts in a row before giving up with a final 'close' (default 10). */
   readonly maxReconnects?: number
+  /** The WebSocket class to connect with (default: the global `WebSocket`, else the `ws` package in Node). */
+  readonly WebSocket?: WebSocketClass
 }
 
 /** Redirects followed per connection attempt before giving up (a room being moved around). */
@@ -121,6 +123,14 @@ interface SocketLike {
   onerror: ((ev: unknown) => void) | null
 }
 type SocketCtor = new (url: string) => SocketLike
+
+/**
+ * A WebSocket class the SDK can use instead of the platform's: anything
+ * constructed from a URL with the browser WebSocket's members (`ws` in Node
+ * is one). In Node, pass a subclass of `ws`'s WebSocket to set TLS options,
+ * e.g. `class extends WebSocket { constructor(u) { super(u, { ca }) } }`.
+ */
+export type WebSocketClass = abstract new (url: string) => unknown
 
 async function socketCtor(): Promise<SocketCtor> {
   const g = globalThis as { WebSocket?: SocketCtor }
@@ -294,7 +304,7 @@ export class TickwireClient {
    * every later reconnect starts from it again.
    */
   static async connect(url: string, opts: ConnectOptions = {}): Promise<TickwireClient> {
-    const Ctor = await socketCtor()
+    const Ctor = opts.WebSocket ? (opts.WebSocket as unknown as SocketCtor) : await socketCtor()
     const opened = await open(Ctor, TickwireClient.url(url, opts), opts.timeoutMs ?? 5000)
     const client = new TickwireClient(Ctor, url, opts, opened)
     client.redirects = opened.redirects
