@@ -1,0 +1,42 @@
+/**
+ * One machine (a supervisor with 2 workers on 127.0.1.4) behind a real
+ * HAProxy and a real nginx, with TLS, and no Redis: the embedded directory.
+ * With --public-url, a friend sent to the worker that owns the room goes
+ * through the balancer with a route, never to a direct port.
+ */
+import t from 'tap'
+import { freeDirectPort, startLb } from './helpers/lb.js'
+import { startMachine } from './helpers/machines.js'
+import { join, scrape, TrustedWs, waitTogether, type Player } from './helpers/players.js'
+
+const WORKERS = 2
+
+for (const kind of ['haproxy', 'nginx'] as const) {
+  t.test(`one machine without Redis behind ${kind}: redirects go through the public URL`, { timeout: 120_000 }, async (t) => {
+    const host = '127.0.1.4'
+    const port = await freeDirectPort([host], 1)
+    let directPort = await freeDirectPort([host], WORKERS)
+    while (directPort <= port && port < directPort + WORKERS) directPort = await freeDirectPort([host], WORKERS)
+    const lb = await startLb({ kind, nodes: [{ id: 'solo', host }], workers: WORKERS, directPort, checkInterMs: 500 })
+    t.teardown(() => lb.stop())
+    let metricsPort = await freeDirectPort([host], 1)
+    while (metricsPort === port || (metricsPort >= directPort && metricsPort < directPort + WORKERS)) metricsPort = await freeDirectPort([host], 1)
+    const m = await startMachine({ id: 'solo', host, workers: WORKERS, port, directPort, metricsPort, publicUrl: lb.wsUrl, args: ['--aoi-radius', '100000', '--max-visible', '256'] })
+    t.teardown(() => m.kill())
+    if (kind === 'haproxy') for (const w of lb.workers) await lb.waitServer(w.name, 'UP', 30_000)
+    TrustedWs.ca = lb.ca
+    const players: Player[] = []
+    t.teardown(() => {
+      for (const p of players) p.c.close()
+    })
+    // Six friends, three at a time: the balancer spreads them over both workers, the directory keeps them together.
+    for (let i = 0; i < 6; i += 3) await Promise.all([0, 1, 2].map((k) => join(lb.wsUrl, 'solo', `f${i + k}`, players)))
+    await waitTogether(players, 20_000, 'the six friends to be together')
+    const redirects = players.reduce((n, p) => n + p.c.redirects, 0)
+    t.ok(redirects > 0, `${redirects} friends were redirected`)
+    const metrics = await scrape(m)
+    t.equal(metrics.get('tickwire_redirects_total{kind="route"}'), redirects, 'all through the balancer, with a route')
+    t.equal(metrics.get('tickwire_redirects_total{kind="direct"}'), 0, 'none to a direct port')
+  })
+}
+
