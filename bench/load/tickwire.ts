@@ -5,7 +5,8 @@
  * SDK's), which throws on any frame that does not fit their copy.
  */
 import { WebSocket } from 'ws'
-import { CloseCode, MsgType, decodeServerMessage, encodeAck, encodeInput, type StateFrame } from '../../proto/index.js'
+import { CloseCode, MsgType, PROTOCOL_VERSION, decodeServerMessage, encodeAck, encodeInput, type Redirect, type StateFrame } from '../../proto/index.js'
+import { redirectTarget } from '../../src/client/index.js'
 import { EntityTable } from '../../src/client/table.js'
 import type { Adapter, Bot, BotEvents, ConnectOptions } from './adapter.js'
 
@@ -47,6 +48,8 @@ export const tickwireAdapter: Adapter = {
     const u = new URL(opts.url)
     if (opts.room !== null) u.searchParams.set('room', opts.room)
     u.searchParams.set('name', opts.name)
+    // Protocol 3: behind a load balancer (--public-url) redirects name the public URL with a route.
+    u.searchParams.set('v', String(PROTOCOL_VERSION))
     return connectAt(u.toString(), opts, events, 0)
   },
 }
@@ -61,7 +64,7 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
     let lastSeq = 0
     let started = false
     let closedByUs = false
-    let redirect: { port: number; host: string } | null = null
+    let redirect: Redirect | null = null
     const bot: Bot = {
       input(seq, mx, my) {
         // Sent at once (as a key press would be), carrying the newest ack.
@@ -87,7 +90,7 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
           if (m.type === MsgType.WELCOME) {
             entity = m.entityId
             if (opts.check) table = new EntityTable(m.fields, m.historyTicks + 2)
-          } else if (m.type === MsgType.REDIRECT) redirect = { port: m.port, host: m.host }
+          } else if (m.type === MsgType.REDIRECT) redirect = m
         } catch (err) {
           events.error(err as Error)
         }
@@ -116,10 +119,14 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
     ws.on('close', (code) => {
       if (!started) {
         if (code === CloseCode.REDIRECT && redirect && hops < 3) {
-          const u = new URL(url)
-          if (redirect.host !== '') u.hostname = redirect.host
-          u.port = String(redirect.port)
-          connectAt(u.toString(), opts, events, hops + 1).then(resolve, reject)
+          let next: string
+          try {
+            next = redirectTarget(url, redirect)
+          } catch (err) {
+            reject(err as Error)
+            return
+          }
+          connectAt(next, opts, events, hops + 1).then(resolve, reject)
         } else reject(new Error(`closed before the first state: ${code}`))
         return
       }
