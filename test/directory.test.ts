@@ -1,5 +1,23 @@
 import t from 'tap'
+import { workerName, type RoomDirectory, type WorkerAddress } from '../src/directory/directory.js'
 import { MemoryDirectory as Directory } from '../src/directory/memory.js'
+import { directorySuite } from './helpers/directory-suite.js'
+
+// The suite every directory passes, against members of one supervisor's directory (a dead slot is dropped by the supervisor: close()).
+directorySuite(t, 'memory', async (_t, o) => {
+  const d = new Directory(o.workers, { maxPerAddress: o.maxClaimsPerAddress })
+  const addresses: WorkerAddress[] = Array.from({ length: o.workers }, (_, i) => ({ name: workerName('m1', i), host: '127.0.0.1', port: 9101 + i }))
+  const dead = new Set<number>()
+  const addressOf = (slot: number) => (dead.has(slot) ? null : (addresses[slot] ?? null))
+  const dirs = addresses.map((_, i) => d.member(i, addressOf))
+  return {
+    dirs,
+    kill: async (i: number) => {
+      dead.add(i)
+      await (dirs[i] as RoomDirectory).close()
+    },
+  }
+})
 
 t.test('a new named room goes to the least-loaded serving worker; the asker wins ties', async (t) => {
   const d = new Directory(3)
