@@ -127,13 +127,18 @@ t.test('a restarted worker (same name, new incarnation) takes over its predecess
   const old = await handle(t, { url: shared.url, keyPrefix, i: 0 })
   const b = await handle(t, { url: shared.url, keyPrefix, i: 1 })
   old.opened('inc')
-  await eventually(async () => (await b.locate('inc', false, '10.0.0.1')) !== null, 'b to see inc')
+  old.opened('inc-q')
+  await eventually(async () => (await b.locate('inc-q', false, '10.0.0.1')) !== null, 'b to see inc-q')
   old.abandon()
   const fresh = await handle(t, { url: shared.url, keyPrefix, i: 0 })
   t.not(fresh.incarnation, old.incarnation)
   t.equal(await b.locate('inc', false, '10.0.0.1'), null, 'the old incarnation owns nothing, without waiting for its node record')
   t.same(await fresh.locate('inc', true, '10.0.0.1'), { local: true })
   t.equal(fresh.stats.takeovers, 1)
+  fresh.opened('inc-q') // a quick-play id over the predecessor's lease: taken over by the registration
+  await eventually(() => fresh.stats.takeovers === 2, 'the registration to take it over')
+  t.same(await b.locate('inc-q', false, '10.0.0.1'), expected(b, fresh))
+  t.notOk(fresh.lines.some((l) => l.includes('another process')), 'a restart is not a name clash')
 })
 
 t.test('renewals keep a room owned across many lease lifetimes', async (t) => {
@@ -172,6 +177,10 @@ t.test('a claim that is never opened lapses by itself, and gives its budget back
   await eventually(async () => (await b.locate('c1', false, '10.1.0.1')) === null, 'the claim to lapse')
   t.ok(performance.now() - t0 >= claimTtlMs - 200, 'not before its lifetime')
   await eventually(() => a.pendingOf('10.1.0.1') === 0, 'its budget to come back', 5000)
+  b.opened('at-b')
+  await eventually(async () => (await a.locate('at-b', false, '10.1.0.1')) !== null, 'a to see at-b')
+  t.same(await a.locate('at-b', true, '10.1.0.1'), expected(a, b), 'a create of a room another worker has: a redirect')
+  t.equal(a.pendingOf('10.1.0.1'), 0, 'and no budget spent')
   t.same(await a.locate('c2', true, '10.1.0.1'), { local: true }, 'the address may claim again')
 })
 
@@ -219,6 +228,7 @@ t.test('Redis frozen (SIGSTOP): locate rejects after timeoutMs, not before and n
   const keyPrefix = newPrefix()
   const timeoutMs = 400
   const a = await handle(t, { url: redis.url, keyPrefix, i: 0, timeoutMs })
+  const c = await handle(t, { url: redis.url, keyPrefix, i: 2, timeoutMs })
   a.opened('f1')
   await eventually(async () => (await a.locate('f1', false, '10.0.0.1')) !== null, 'f1 registered')
   redis.freeze()
@@ -235,6 +245,29 @@ t.test('Redis frozen (SIGSTOP): locate rejects after timeoutMs, not before and n
   await a.close(300)
   const closeMs = performance.now() - t2
   t.ok(closeMs <= 300 + 700, `close(300) resolved after ${Math.round(closeMs)} ms with Redis frozen`)
+  await eventually(() => !c.stats.up, 'c to notice (its heartbeats time out)')
+  redis.thaw()
+  await eventually(() => c.stats.up, 'c to hear from Redis again')
+  t.same(await c.locate('f1', false, '10.0.0.1'), null, "a's close released f1 once Redis read it, or never registered it")
+  t.equal(c.lines.filter((l) => l.includes(' warn ')).length, 1, 'c: one warning')
+  t.ok(c.lines.some((l) => l.includes(' info ') && l.includes('reachable again')), 'c: and an info when it answers again')
+})
+
+t.test('two processes with one worker name: logged as a clash; onLost that throws is logged, not thrown', async (t) => {
+  const keyPrefix = newPrefix()
+  const a1 = await handle(t, { url: shared.url, keyPrefix, i: 0 })
+  const a2 = await handle(t, { url: shared.url, keyPrefix, i: 0 })
+  await eventually(() => [a1, a2].some((d) => d.lines.some((l) => l.includes(' error ') && l.includes('another process heartbeats'))), 'a clash to be logged')
+  const b = await handle(t, { url: shared.url, keyPrefix, i: 1 })
+  const c = await handle(t, { url: shared.url, keyPrefix, i: 2 })
+  b.opened('mine')
+  await eventually(async () => (await c.locate('mine', false, '10.0.0.1')) !== null, 'c to see mine')
+  c.onLost = () => {
+    throw new Error('boom')
+  }
+  c.opened('mine')
+  await eventually(() => c.lines.some((l) => l.includes('onLost threw') && l.includes('boom')), 'the throw to be logged')
+  t.equal(c.stats.lost, 1)
 })
 
 t.test('close() resolves within its timeout with Redis gone', async (t) => {
@@ -279,7 +312,8 @@ t.test('Redis restarted empty: every worker\'s node record and rooms come back; 
 })
 
 for (const how of ['cut', 'stall'] as const) {
-  t.test(`a lease taken over while its owner was cut off (${how === 'cut' ? 'connections reset: the reconnect' : 'a silent partition: the next renewal'} finds it): onLost, once`, async (t) => {
+  const what = how === 'cut' ? 'connections reset' : 'a silent partition: the hung connection is replaced'
+  t.test(`a lease taken over while its owner was cut off (${what}): onLost once, when it is back`, async (t) => {
     const keyPrefix = newPrefix()
     const proxy = await startTcpProxy(shared.port)
     t.teardown(() => proxy.stop())
@@ -290,12 +324,16 @@ for (const how of ['cut', 'stall'] as const) {
     a.opened('moved')
     a.opened('stays')
     await eventually(async () => (await b.locate('moved', false, '10.0.0.1')) !== null, 'b to see moved')
-    const registered = a.stats.ops.register.ok
     if (how === 'cut') proxy.cut()
     else proxy.stall()
     await waitNodeGone(raw, keyPrefix, 'm1-0')
     t.same(await b.locate('moved', true, '10.0.0.1'), { local: true }, 'b takes it over')
     b.opened('moved')
+    if (how === 'stall') {
+      // Long enough for a's heartbeat to count as unanswered: it replaces the connection (the new one hangs too, until restore).
+      await eventually(() => !a.stats.up, 'a to notice the silence')
+      await sleep(2 * RENEW_EVERY)
+    }
     proxy.restore()
     await eventually(() => lost.length > 0, 'a to hear onLost')
     await sleep(4 * RENEW_EVERY)
@@ -304,9 +342,36 @@ for (const how of ['cut', 'stall'] as const) {
     t.notOk(a.rooms.has('moved'), 'a forgot it')
     t.same(await a.locate('moved', false, '10.0.0.1'), expected(a, b), 'a now redirects to b')
     t.same(await b.locate('stays', false, '10.0.0.1'), expected(b, a), "a's other room is still a's")
-    if (how === 'stall') t.equal(a.stats.ops.register.ok, registered, 'no reconnect: the renewal found it')
+    t.equal(a.lines.filter((l) => l.includes(' warn ') && l.includes('unreachable')).length, 1, `one warning for the outage:\n${a.lines.join('\n')}`)
+    if (how === 'stall') t.ok(a.lines.some((l) => l.includes('replacing a connection that stopped answering')), 'the silent connection was noticed and replaced')
+    t.ok(a.lines.some((l) => l.includes(' info ') && l.includes('reachable again')), 'and an info line when it was back')
   })
 }
+
+t.test("a lease taken over while its owner's node record lapsed but its connection stayed up (a stalled event loop): the next renewal calls onLost", async (t) => {
+  const keyPrefix = newPrefix()
+  const a = await handle(t, { url: shared.url, keyPrefix, i: 0 })
+  const b = await handle(t, { url: shared.url, keyPrefix, i: 1 })
+  const lost: string[] = []
+  a.onLost = (id) => lost.push(id)
+  a.opened('stolen')
+  await eventually(async () => (await b.locate('stolen', false, '10.0.0.1')) !== null, 'b to see stolen')
+  const registered = a.stats.ops.register.ok
+  // What a's heartbeats missing for nodeTtl leaves behind: no node record. a's next heartbeat may race us: retry.
+  let took = false
+  for (let i = 0; i < 50 && !took; i++) {
+    await raw.del(`${keyPrefix}node:m1-0`)
+    const p = await b.locate('stolen', true, '10.0.0.1')
+    took = p !== null && p !== 'address_limit' && p.local
+  }
+  t.ok(took, 'b took it over')
+  b.opened('stolen')
+  await eventually(() => lost.length > 0, 'a to hear onLost')
+  t.same(lost, ['stolen'])
+  t.equal(a.stats.ops.register.ok, registered, 'no reconnect, no registration: the renewal found it')
+  t.ok(a.stats.ops.renew.ok > 0)
+  t.same(await a.locate('stolen', false, '10.0.0.1'), expected(a, b))
+})
 
 t.test('connect(): without a Redis it resolves after timeoutMs with one warning, and works once Redis appears; invalid URLs reject', async (t) => {
   const port = await freePort()

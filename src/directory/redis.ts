@@ -165,6 +165,23 @@ return out
 `
 
 /**
+ * HEARTBEAT. KEYS: own node record, epoch. ARGV: prefix, node JSON, node PX,
+ * epoch floor. Writes the node record and raises the epoch counter to the
+ * floor (an empty Redis restarts it at 0). Returns {previous node JSON or '',
+ * the counter}: every worker's floor follows the counter within one beat.
+ */
+const HEARTBEAT = `
+local old = redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'GET')
+local e = tonumber(redis.call('GET', KEYS[2])) or 0
+local floor = tonumber(ARGV[4])
+if floor > e then
+  redis.call('SET', KEYS[2], floor)
+  e = floor
+end
+return {old or '', e}
+`
+
+/**
  * RELEASE: compare-and-delete. KEYS: own node record, room... ARGV: prefix,
  * self name, self incarnation, '1' to delete the node record too (if it is
  * this incarnation's). Deletes each room whose lease is ours; returns how many.
@@ -193,10 +210,24 @@ function script(lua: string): Script {
   return { lua, sha: createHash('sha1').update(lua).digest('hex') }
 }
 
-const SCRIPTS = { locate: script(LOCATE), sync: script(SYNC), release: script(RELEASE) } as const
+const SCRIPTS = { locate: script(LOCATE), sync: script(SYNC), heartbeat: script(HEARTBEAT), release: script(RELEASE) } as const
 type ScriptName = keyof typeof SCRIPTS
 
-type Client = ReturnType<typeof createClient>
+/** A node-redis client as the directory configures it. */
+function newClient(url: string, connectTimeoutMs: number, commandTimeoutMs: number) {
+  return createClient({
+    url,
+    // Fail at once while disconnected, instead of queueing behind a reconnect.
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: connectTimeoutMs,
+      reconnectStrategy: (retries: number) => Math.min(RECONNECT_FIRST_MS * 2 ** retries, RECONNECT_MAX_MS),
+    },
+    // node-redis times out only commands not yet written; a written one waits for its reply (the directory's own timers bound that).
+    commandOptions: { timeout: commandTimeoutMs },
+  })
+}
+type Client = ReturnType<typeof newClient>
 
 /** Who holds a pending claim made through this worker, until when (ms, Date.now). */
 interface Claim {
@@ -244,11 +275,15 @@ export class RedisDirectory implements RoomDirectory {
   /** Random per process start: leases of an earlier process with our name are not ours. */
   readonly incarnation = randomBytes(8).toString('hex')
 
-  readonly #client: Client
+  /** Replaced when the connection hangs (see #beat); replies of the old one are lost, counted as errors. */
+  #client: Client
+  readonly #url: string
   readonly #log: Logger
   readonly #prefix: string
   readonly #nodeTtlMs: number
   readonly #timeoutMs: number
+  /** How long heartbeats, renewals, registrations and releases may take before they count as failed. */
+  readonly #bgTimeoutMs: number
   readonly #leaseTtlMs: number
   readonly #claimTtlMs: number
   readonly #maxPerAddress: number
@@ -268,8 +303,12 @@ export class RedisDirectory implements RoomDirectory {
   /** The highest epoch this worker has seen: a floor for new ones (Redis may have restarted empty). */
   #epoch = 0
   #timer: NodeJS.Timeout | null = null
-  #beating = false
+  /** When the heartbeat in flight was sent (performance.now()); 0: none in flight. */
+  #beatInFlight = 0
   #renewing = false
+  /** When the last heartbeat that Redis answered was sent (performance.now()). */
+  #lastBeat = -Infinity
+  #lastNameClash = -Infinity
   #closed = false
   /** Whether the last operation reached Redis; false: an outage was logged. */
   #reachable = true
@@ -292,19 +331,33 @@ export class RedisDirectory implements RoomDirectory {
     this.#nodeKey = `${this.#prefix}node:${this.self.name}`
     this.#epochKey = `${this.#prefix}epoch`
     this.#nodeJson = JSON.stringify({ incarnation: this.incarnation, host: this.self.host, port: this.self.port })
-    this.#client = createClient({
-      url: opts.url,
-      disableOfflineQueue: true,
-      socket: {
-        connectTimeout: Math.max(this.#timeoutMs, 1000),
-        reconnectStrategy: (retries) => Math.min(RECONNECT_FIRST_MS * 2 ** retries, RECONNECT_MAX_MS),
-      },
-      // A command Redis does not answer fails after this (locate has its own, shorter or equal, timer).
-      commandOptions: { timeout: Math.max(this.#timeoutMs, this.#nodeTtlMs) },
+    this.#bgTimeoutMs = Math.max(this.#nodeTtlMs, this.#timeoutMs)
+    this.#url = opts.url
+    this.#client = this.#newClient()
+  }
+
+  #newClient(): Client {
+    const c = newClient(this.#url, Math.max(this.#timeoutMs, 1000), this.#bgTimeoutMs)
+    // node-redis emits 'error' for every failed (re)connect: once per outage is logged. A replaced client's events are ignored.
+    c.on('error', (err: Error) => {
+      if (c === this.#client) this.#down(err)
     })
-    // node-redis emits 'error' for every failed (re)connect: once per outage is logged.
-    this.#client.on('error', (err: Error) => this.#down(err))
-    this.#client.on('ready', () => this.#ready())
+    c.on('ready', () => {
+      if (c === this.#client) this.#ready()
+    })
+    return c
+  }
+
+  /** Starts `c` connecting (it keeps retrying); resolves true once it is ready, false if it was closed first. */
+  #connect(c: Client): Promise<boolean> {
+    return c.connect().then(
+      () => true,
+      (err: Error) => {
+        // A client closed or replaced before it connected ends here; log anything else.
+        if (!this.#closed && c === this.#client) this.#log.error('room directory: connection abandoned', { error: err.message })
+        return false
+      },
+    )
   }
 
   /**
@@ -333,14 +386,7 @@ export class RedisDirectory implements RoomDirectory {
   }
 
   async #start(url: string): Promise<void> {
-    const first = this.#client.connect().then(
-      () => true,
-      (err: Error) => {
-        // Only a client closed before it connected (close() during connect) ends here; log anything else.
-        if (!this.#closed) this.#log.error('room directory: connection abandoned', { error: err.message })
-        return false
-      },
-    )
+    const first = this.#connect(this.#client)
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), this.#timeoutMs)))
     const ok = await Promise.race([first, late])
@@ -400,7 +446,7 @@ export class RedisDirectory implements RoomDirectory {
 
   /** Compare-and-delete of `ids`; what fails is retried by the next beat (else a live owner's stale lease would outlive the room). */
   #release(ids: string[]): void {
-    this.#op(DirectoryOp.RELEASE, this.#eval('release', [this.#nodeKey, ...ids.map((id) => this.#roomKey(id))], [this.#prefix, this.self.name, this.incarnation, '0'])).then(
+    this.#op(DirectoryOp.RELEASE, this.#eval('release', [this.#nodeKey, ...ids.map((id) => this.#roomKey(id))], [this.#prefix, this.self.name, this.incarnation, '0']), this.#bgTimeoutMs).then(
       () => {
         for (const id of ids) this.#toRelease.delete(id)
       },
@@ -424,7 +470,7 @@ export class RedisDirectory implements RoomDirectory {
     let timer: NodeJS.Timeout | undefined
     const work = (async () => {
       if (this.#client.isReady) {
-        await this.#op(DirectoryOp.RELEASE, this.#eval('release', [this.#nodeKey, ...rooms.map((id) => this.#roomKey(id))], [this.#prefix, this.self.name, this.incarnation, '1'], timeoutMs)).catch(() => {})
+        await this.#op(DirectoryOp.RELEASE, this.#eval('release', [this.#nodeKey, ...rooms.map((id) => this.#roomKey(id))], [this.#prefix, this.self.name, this.incarnation, '1'], timeoutMs), timeoutMs).catch(() => {})
         await this.#client.close()
       }
     })().catch(() => {})
@@ -451,16 +497,28 @@ export class RedisDirectory implements RoomDirectory {
   #beat(): void {
     if (this.#closed) return
     this.#sweep(Date.now())
+    const now = performance.now()
+    if (this.#beatInFlight !== 0 && now - this.#beatInFlight > this.#bgTimeoutMs) {
+      // Written and never answered: a hung Redis or a half-open connection (its host gone without a reset), which TCP
+      // would take minutes to notice. A new connection either works or fails fast; the old one's commands fail.
+      this.#recycle(now - this.#beatInFlight)
+    }
     // One of each in flight: a stalled Redis must not pile them up.
-    if (!this.#beating) {
-      this.#beating = true
-      this.#op(DirectoryOp.HEARTBEAT, this.#send(['SET', this.#nodeKey, this.#nodeJson, 'PX', String(this.#nodeTtlMs)]))
-        .catch(() => {})
-        .finally(() => (this.#beating = false))
+    if (this.#beatInFlight === 0) {
+      const sent = (this.#beatInFlight = now)
+      const run = this.#eval('heartbeat', [this.#nodeKey, this.#epochKey], [this.#prefix, this.#nodeJson, String(this.#nodeTtlMs), String(this.#epoch)])
+      run.then(
+        () => this.#beatDone(sent),
+        () => this.#beatDone(sent),
+      )
+      this.#op(DirectoryOp.HEARTBEAT, run, this.#bgTimeoutMs).then(
+        (r) => this.#heartbeat(r, sent),
+        () => {},
+      )
     }
     if (!this.#renewing && this.#owned.size > 0) {
       this.#renewing = true
-      void this.#sync([...this.#owned], DirectoryOp.RENEW, false).finally(() => (this.#renewing = false))
+      void this.#sync([...this.#owned], DirectoryOp.RENEW, false, () => (this.#renewing = false))
     }
     if (this.#toRelease.size > 0) {
       // Taken out while in flight (a failure puts them back), so a stalled Redis does not get them twice.
@@ -468,6 +526,34 @@ export class RedisDirectory implements RoomDirectory {
       this.#toRelease.clear()
       this.#release(ids)
     }
+  }
+
+  #beatDone(sent: number): void {
+    if (this.#beatInFlight === sent) this.#beatInFlight = 0
+  }
+
+  /** Replaces a connection that stopped answering. */
+  #recycle(silentMs: number): void {
+    this.#down(new Error(`no answer from Redis for ${Math.round(silentMs)} ms; reconnecting`))
+    this.#log.debug('room directory: replacing a connection that stopped answering', { silentMs: Math.round(silentMs) })
+    const old = this.#client
+    this.#client = this.#newClient()
+    this.#beatInFlight = 0
+    old.destroy() // rejects everything it still waits for
+    void this.#connect(this.#client)
+  }
+
+  /** A heartbeat's answer: the epoch counter; a node record of another incarnation where ours should be is another process using our name. */
+  #heartbeat(r: unknown, sent: number): void {
+    if (!Array.isArray(r)) return
+    this.#seen(Number(r[1]))
+    const old = typeof r[0] === 'string' && r[0] !== '' ? parseNode(r[0]) : null
+    // Ours should still be there if the last heartbeat landed less than nodeTtl before this one.
+    if (old && old.incarnation !== this.incarnation && sent - this.#lastBeat < this.#nodeTtlMs * 0.9 && sent - this.#lastNameClash > 60_000) {
+      this.#lastNameClash = sent
+      this.#log.error('room directory: another process heartbeats with this worker name (two machines with one --node-id?); rooms will move between them', { worker: this.self.name })
+    }
+    this.#lastBeat = sent
   }
 
   /** The connection is (back) up: write the node record and every owned room again. */
@@ -482,11 +568,14 @@ export class RedisDirectory implements RoomDirectory {
   }
 
   /** Registers, renews or re-registers `ids` (and the node record): rooms another live worker holds are lost. Never rejects. */
-  async #sync(ids: string[], op: DirectoryOp, withNode: boolean): Promise<void> {
+  async #sync(ids: string[], op: DirectoryOp, withNode: boolean, settled?: () => void): Promise<void> {
     let reply: unknown
     try {
       const args = [this.#prefix, this.self.name, this.incarnation, String(this.#leaseTtlMs), String(this.#epoch), withNode ? this.#nodeJson : '', String(this.#nodeTtlMs)]
-      reply = await this.#op(op, this.#eval('sync', [this.#epochKey, this.#nodeKey, ...ids.map((id) => this.#roomKey(id))], args))
+      const run = this.#eval('sync', [this.#epochKey, this.#nodeKey, ...ids.map((id) => this.#roomKey(id))], args)
+      // `settled` when Redis answers (or the connection fails), not when our timer gives up: nothing piles up behind a hung one.
+      if (settled) run.then(settled, settled)
+      reply = await this.#op(op, run, this.#bgTimeoutMs)
     } catch {
       return // counted and logged by #op
     }
@@ -601,7 +690,7 @@ export class RedisDirectory implements RoomDirectory {
     this.stats.up = true
     if (this.#reachable) return
     this.#reachable = true
-    this.#log.info('room directory answers again', { downMs: Math.round(performance.now() - this.#downSince) })
+    this.#log.info('room directory reachable again', { downMs: Math.round(performance.now() - this.#downSince) })
   }
 
   #down(err: Error): void {
@@ -653,12 +742,12 @@ export class RedisDirectory implements RoomDirectory {
   }
 }
 
-/** A node record's direct address, or null when it is not one. */
-function parseNode(json: string): { host: string; port: number } | null {
+/** A node record, or null when it is not one. */
+function parseNode(json: string): { incarnation: string; host: string; port: number } | null {
   try {
-    const v = JSON.parse(json) as { host?: unknown; port?: unknown }
-    if (typeof v.host !== 'string' || typeof v.port !== 'number') return null
-    return { host: v.host, port: v.port }
+    const v = JSON.parse(json) as { incarnation?: unknown; host?: unknown; port?: unknown }
+    if (typeof v.incarnation !== 'string' || typeof v.host !== 'string' || typeof v.port !== 'number') return null
+    return { incarnation: v.incarnation, host: v.host, port: v.port }
   } catch {
     return null
   }
