@@ -10,7 +10,10 @@
  *   (a `locate` with `create`) lives `claimTtlMs` unless opened; an opened
  *   room's lease lives `leaseTtlMs` and is renewed with the node record.
  * - `P epoch`: the fencing counter (`INCR`); every new lease, a takeover
- *   included, carries a higher epoch than any before it.
+ *   included, carries a higher epoch than any before it. A Redis that
+ *   restarted empty restarts it at 0: every heartbeat and registration
+ *   raises it back above the highest epoch its worker has seen (which
+ *   follows the counter within one heartbeat).
  *
  * An owner is alive while its node record exists with the lease's
  * incarnation; a lease of a dead owner is taken over by the next `locate`
@@ -21,10 +24,10 @@
  *
  * Every change is one Lua script (atomic, one round trip); the scripts read
  * keys they compute from values (the owner's node record), so **Redis
- * Cluster is not supported**: one primary. With Sentinel, point `url` at an
- * address that follows the primary (a proxy or a VIP): this client connects
- * to one URL and reconnects on its own; a failover that loses keys is
- * repaired as a restart is (below).
+ * Cluster is not supported**: one primary, Redis 6.2 or later (`SET ... GET`).
+ * With Sentinel, point `url` at an address that follows the primary (a proxy
+ * or a VIP): this client connects to one URL and reconnects on its own; a
+ * failover that loses keys is repaired as a restart is (below).
  *
  * Redis down or slow never blocks the caller: commands fail at once while
  * disconnected (`disableOfflineQueue`), `locate` rejects
@@ -32,8 +35,9 @@
  * When the connection is back the worker re-registers its node record and
  * every room it owns (a Redis that restarted empty gets them all back); the
  * renewal does the same for a lease that vanished, so it heals without a
- * reconnect too. A room found held by another live worker is reported
- * through `onLost`.
+ * reconnect too. A heartbeat unanswered for max(nodeTtlMs, timeoutMs) (a
+ * hung Redis, a half-open connection) replaces the connection. A room found
+ * held by another live worker is reported through `onLost`.
  */
 import { createHash, randomBytes } from 'node:crypto'
 import { createClient } from 'redis'
@@ -476,7 +480,7 @@ export class RedisDirectory implements RoomDirectory {
     })().catch(() => {})
     await Promise.race([work, new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))])
     clearTimeout(timer)
-    this.#client.destroy() // a no-op after quit; ends reconnecting and anything left otherwise
+    this.#client.destroy() // a no-op after close(); otherwise ends reconnecting and whatever is still waiting
     this.#log.info('room directory closed', { released: rooms.length })
   }
 
