@@ -334,3 +334,34 @@ t.test('PING is answered with PONG, which carries the players in the room', asyn
   t.ok(rtt >= 0 && rtt < 1000, `rtt ${rtt.toFixed(2)} ms`)
   t.equal(players, 2, 'two players seated in room p')
 })
+
+t.test('SDK events: a listener that removes itself while an event is emitted does not make the next one miss it', async (t) => {
+  const tw = await startTest()
+  t.teardown(() => tw.stop())
+  const c = await TickwireClient.connect(tw.url, { reconnect: false })
+  t.teardown(() => c.close())
+  const calls: string[] = []
+  const once = () => {
+    calls.push('once')
+    c.off('pong', once)
+  }
+  const late = () => calls.push('added during the emit')
+  const steady = () => {
+    calls.push('steady')
+    c.on('pong', late)
+  }
+  c.on('pong', once)
+  c.on('pong', steady)
+  const second = new Promise<void>((resolve) => {
+    let n = 0
+    c.on('pong', () => {
+      if (++n === 2) resolve()
+    })
+  })
+  c.ping()
+  await waitFor(() => calls.length >= 2, 5000, 'the first PONG')
+  t.same(calls, ['once', 'steady'], 'both ran on the first PONG; the listener added meanwhile did not')
+  c.ping()
+  await second
+  t.same(calls.slice(2), ['steady', 'added during the emit'], 'the second PONG: the self-removed one is gone, the added one runs')
+})

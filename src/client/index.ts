@@ -479,14 +479,18 @@ export class TickwireClient {
   }
 
   on<K extends keyof ClientEvents>(event: K, fn: ClientEvents[K]): this {
-    this.#listeners[event].push(fn)
+    // Copy-on-write, as in `off`: a listener added during an emit runs from the next event on.
+    const list = this.#listeners[event] as ClientEvents[K][]
+    ;(this.#listeners as Record<K, ClientEvents[K][]>)[event] = [...list, fn]
     return this
   }
 
   off<K extends keyof ClientEvents>(event: K, fn: ClientEvents[K]): this {
     const list = this.#listeners[event] as ClientEvents[K][]
     const i = list.indexOf(fn)
-    if (i >= 0) list.splice(i, 1)
+    // A new array, not a splice: a listener that removes itself while an event is being emitted must not
+    // make the loop skip the listener after it (the emit goes on over the array it started with).
+    if (i >= 0) (this.#listeners as Record<K, ClientEvents[K][]>)[event] = [...list.slice(0, i), ...list.slice(i + 1)]
     return this
   }
 
