@@ -60,7 +60,10 @@ export function resetGaps(ps: readonly Player[]): void {
 /** The players the room's PONG reports, asked afresh. */
 export async function roomPlayers(c: TickwireClient): Promise<number> {
   return new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('no PONG in 5 s')), 5000)
+    const timer = setTimeout(() => {
+      c.off('pong', on)
+      reject(new Error('no PONG in 5 s'))
+    }, 5000)
     const on = (_rtt: number, n: number) => {
       clearTimeout(timer)
       c.off('pong', on)
