@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ConfigError, OPTIONS, defaultConfig, envName, flagName, helpText, parseConfig } from '../src/config.js'
+import { ConfigError, OPTIONS, defaultConfig, defaultNodeId, envName, flagName, helpText, parseConfig, redactUrl } from '../src/config.js'
 
 t.test('defaults match the issue: port 9001, 30 Hz, metrics 9464', async (t) => {
   const c = defaultConfig()
@@ -67,4 +67,34 @@ t.test('start-up validates the game definition', async (t) => {
   await t.rejects(run({ input: Array.from({ length: 257 }, (_, i) => ({ name: `i${i}`, min: 0, max: 1 })) }), { message: /at most 256 input values/ })
   await t.rejects(run({ layout: () => ({ capacity: 70000, width: 100, height: 100 }) }), { message: /capacity must be an integer in 1\.\.65536, got 70000/ })
   await t.rejects(run({ layout: () => ({ capacity: 10, width: 0, height: 100 }) }), { message: /width and height must be finite and > 0/ })
+})
+
+t.test('many-machines options: --redis-url needs --resume-secret; bad URLs and node ids name the option', async (t) => {
+  const secret = 'x'.repeat(32)
+  t.throws(() => parseConfig(['--redis-url', 'redis://127.0.0.1:6379']), { name: 'ConfigError', message: /--redis-url needs --resume-secret/ })
+  t.equal(parseConfig(['--redis-url', 'redis://127.0.0.1:6379', '--resume-secret', secret]).config.redisUrl, 'redis://127.0.0.1:6379')
+  t.equal(parseConfig([], { TICKWIRE_REDIS_URL: 'rediss://r.example:6380', TICKWIRE_RESUME_SECRET: secret }).config.redisUrl, 'rediss://r.example:6380')
+  t.throws(() => parseConfig(['--redis-url', 'http://127.0.0.1:6379', '--resume-secret', secret]), { message: /--redis-url: got "http:\/\/127.0.0.1:6379", expected redis:\/\/host:port/ })
+  const err = (() => {
+    try {
+      parseConfig(['--redis-url', 'redis://user:hunter2@ bad', '--resume-secret', secret])
+    } catch (e) {
+      return (e as Error).message
+    }
+    return ''
+  })()
+  t.match(err, /--redis-url/, 'a malformed URL is refused')
+  t.notMatch(err, /hunter2/, 'without its password')
+  t.equal(parseConfig(['--public-url', 'wss://play.example.com/play']).config.publicUrl, 'wss://play.example.com/play')
+  for (const bad of ['https://play.example.com/play', 'wss://play.example.com/play?x=1', 'play.example.com']) {
+    t.throws(() => parseConfig(['--public-url', bad]), { message: /--public-url: got .*, expected a ws:\/\/ or wss:\/\/ URL without query/ }, bad)
+  }
+  t.equal(parseConfig(['--node-id', 'eu-west.m1']).config.nodeId, 'eu-west.m1')
+  for (const bad of ['m 1', 'a|b', 'x'.repeat(49), 'm/1']) t.throws(() => parseConfig(['--node-id', bad]), { message: /--node-id: got .*, expected 1-48 characters/ }, bad)
+  t.equal(defaultNodeId('ip-10-0-0-1.ec2.internal'), 'ip-10-0-0-1.ec2.internal')
+  t.equal(defaultNodeId('héllo wörld'), 'h_llo_w_rld', 'a host name is cut to what a node id may be')
+  t.equal(defaultNodeId(''), 'node')
+  t.equal(redactUrl('redis://default:s3cret@10.0.0.9:6379/0'), 'redis://default:***@10.0.0.9:6379/0')
+  t.throws(() => parseConfig(['--node-ttl', '0.1']), { message: /--node-ttl \(nodeTtl\): got 0.1, expected 0.5 to 600 s/ })
+  t.throws(() => parseConfig(['--directory-timeout', '0']), { message: /--directory-timeout/ })
 })

@@ -4,12 +4,33 @@
  * With --public-url, a friend sent to the worker that owns the room goes
  * through the balancer with a route, never to a direct port.
  */
+import { unpack } from 'msgpackr'
 import t from 'tap'
+import { WebSocket } from 'ws'
+import { MsgType } from '../proto/index.js'
 import { freeDirectPort, startLb } from './helpers/lb.js'
 import { startMachine } from './helpers/machines.js'
 import { join, scrape, TrustedWs, waitTogether, type Player } from './helpers/players.js'
 
 const WORKERS = 2
+
+/** A protocol-2 join of room `solo` (no `v`): the REDIRECT frame it got, or the WELCOME's version if it was seated. */
+function rawJoin(url: string, ca: string): Promise<{ redirect: unknown[] } | { welcomed: unknown }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url}?room=solo`, { ca })
+    let redirect: unknown[] | null = null
+    ws.on('message', (data: Buffer) => {
+      const m = unpack(data) as unknown[]
+      if (m[0] === MsgType.REDIRECT) redirect = m
+      else if (m[0] === MsgType.WELCOME) {
+        resolve({ welcomed: m[1] })
+        ws.close()
+      }
+    })
+    ws.on('close', () => resolve(redirect ? { redirect } : { welcomed: null }))
+    ws.on('error', reject)
+  })
+}
 
 for (const kind of ['haproxy', 'nginx'] as const) {
   t.test(`one machine without Redis behind ${kind}: redirects go through the public URL`, { timeout: 120_000 }, async (t) => {
@@ -37,6 +58,16 @@ for (const kind of ['haproxy', 'nginx'] as const) {
     const metrics = await scrape(m)
     t.equal(metrics.get('tickwire_redirects_total{kind="route"}'), redirects, 'all through the balancer, with a route')
     t.equal(metrics.get('tickwire_redirects_total{kind="direct"}'), 0, 'none to a direct port')
+    // A protocol-2 client (no `v`) cannot follow a route: it gets the owner's direct address, as before protocol 3.
+    const joins = await Promise.all([0, 1, 2, 3].map(() => rawJoin(lb.wsUrl, lb.ca)))
+    const got = joins.flatMap((j) => ('redirect' in j ? [j.redirect] : []))
+    for (const j of joins) if ('welcomed' in j) t.equal(j.welcomed, 2, 'a protocol-2 client seated at once is welcomed in protocol 2')
+    t.ok(got.length > 0, `${got.length} of 4 protocol-2 joins landed on the other worker`)
+    for (const f of got) {
+      t.equal(f?.length, 3, 'a protocol-2 REDIRECT has 3 elements')
+      t.equal(f?.[2], '', 'naming no host (no --advertise-host: the host the client connected to, as before)')
+      t.ok(m.workers.some((w) => w.port === f?.[1]), 'and a direct port of its workers')
+    }
   })
 }
 

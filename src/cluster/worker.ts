@@ -5,7 +5,7 @@
  * when told to (or when the supervisor disappears).
  */
 import { ConfigError } from '../config.js'
-import { DirectoryStats, DirectoryUnavailable, type LocateResult, type RoomDirectory, type WorkerAddress } from '../directory/directory.js'
+import { DirectoryStats, DirectoryUnavailable, PENDING_PER_ROOM, type LocateResult, type RoomDirectory, type WorkerAddress } from '../directory/directory.js'
 import { arena } from '../games/arena.js'
 import { createLogger, withFields, type Logger } from '../log.js'
 import { start, type Tickwire } from '../start.js'
@@ -131,6 +131,8 @@ async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions
         nodeTtlMs: config.nodeTtl * 1000,
         timeoutMs: config.directoryTimeout * 1000,
         maxClaimsPerAddress: config.maxRoomsPerAddress,
+        // As the supervisor's directory caps them: room for bursts, not for a flood.
+        maxPendingClaims: PENDING_PER_ROOM * config.maxRooms,
         log,
       })
     } else directory = ipc = new IpcDirectory(self, config.directoryTimeout * 1000)

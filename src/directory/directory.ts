@@ -103,6 +103,9 @@ export interface RoomDirectory {
   close(timeoutMs?: number): Promise<void>
 }
 
+/** Pending claims allowed in all, per room a worker may open (`--max-rooms`, times the workers a directory serves): room for bursts, not for a flood. */
+export const PENDING_PER_ROOM = 4
+
 /** `<node-id>-<worker index>`: a worker's cluster-wide name (and load-balancer route). */
 export function workerName(nodeId: string, slot: number): string {
   return `${nodeId}-${slot}`

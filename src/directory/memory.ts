@@ -10,8 +10,6 @@
  * all. A claim over either answers `'address_limit'`.
  */
 
-/** Pending claims allowed in all, per room a worker may open (`--max-rooms` x workers): room for bursts, not for a flood. */
-export const PENDING_PER_ROOM = 4
 
 export interface DirectoryOptions {
   /** How long a claim waits to be opened before it lapses, ms. Default 10 s. */
@@ -33,7 +31,9 @@ interface Entry {
 /** Run a sweep from a cap check at most this often (ms): lapsed claims must not hold a budget until the periodic sweep. */
 const CAP_SWEEP_MS = 1000
 
-import { DirectoryStats, DirectoryUnavailable, type LocateResult, type RoomDirectory, type WorkerAddress } from './directory.js'
+import { DirectoryStats, DirectoryUnavailable, PENDING_PER_ROOM, type LocateResult, type RoomDirectory, type WorkerAddress } from './directory.js'
+
+export { PENDING_PER_ROOM }
 
 export class MemoryDirectory {
   readonly #rooms = new Map<string, Entry>()
