@@ -5,6 +5,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { createServer, type Server } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { statSync } from 'node:fs'
+import { dirname } from 'node:path'
 import t, { type Test } from 'tap'
 import { TickwireClient } from '../src/client/index.js'
 import { assertPortFree, freePort, PortInUseError } from '../src/net/ports.js'
@@ -134,7 +136,9 @@ t.test('an address that is not this machine\'s: its own message, not PortInUseEr
 function runCli(args: string[], ms: number, uid?: number): Promise<{ code: number | null; out: string; ms: number }> {
   return new Promise((resolve) => {
     const t0 = Date.now()
-    const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(uid !== undefined ? { uid, gid: uid } : {}) })
+    // As another user, without tap's loaders (NODE_OPTIONS imports them from node_modules, which that user may not read).
+    const as = uid !== undefined ? { uid, gid: uid, env: { ...process.env, NODE_OPTIONS: '' } } : {}
+    const child = spawn(process.execPath, [main, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...as })
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
     child.stderr.on('data', (d: Buffer) => (out += d.toString()))
@@ -243,10 +247,26 @@ for (const first of [2, 1]) {
 }
 
 const unprivilegedStart = Number(spawnSync('sysctl', ['-n', 'net.ipv4.ip_unprivileged_port_start'], { encoding: 'utf8' }).stdout?.trim() || '1024')
-const canDrop = process.getuid?.() === 0 && unprivilegedStart > 1
+/** Whether any user can reach and read `file`: every folder above it searchable by others (a clone in a mktemp -d folder is not). */
+function othersCanRead(file: string): boolean {
+  try {
+    if ((statSync(file).mode & 0o004) === 0) return false
+    for (let dir = dirname(file); ; dir = dirname(dir)) {
+      if ((statSync(dir).mode & 0o001) === 0) return false
+      if (dir === dirname(dir)) return true
+    }
+  } catch {
+    return false
+  }
+}
+const canDrop = process.getuid?.() === 0 && unprivilegedStart > 1 && othersCanRead(main)
 t.test(
   'a port the user may not bind: exit 1 with its own message (EACCES)',
-  { skip: canDrop ? false : `needs root (to run the CLI as nobody) and privileged ports (ip_unprivileged_port_start=${unprivilegedStart})` },
+  {
+    skip: canDrop
+      ? false
+      : `needs root (to run the CLI as nobody), privileged ports (ip_unprivileged_port_start=${unprivilegedStart}) and a checkout others may read (${main})`,
+  },
   async (t) => {
     const port = unprivilegedStart - 1
     const r = await runCli(['--workers', '1', '--port', String(port), '--metrics-port', '0', '--host', '127.0.0.1'], 30000, 65534)
