@@ -212,7 +212,12 @@ export function haproxyConfig(input: LbInput): string {
     '',
     'defaults',
     '    mode http',
-    ...(r.log !== '' ? ['    log global', '    option httplog', '    option dontlognull'] : []),
+    ...(r.log !== '' ? [
+      '    log global',
+      // option httplog's fields, but the path without its query: the query carries resume tokens and names.
+      '    log-format "%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc %sq/%bq %HM %{+Q}HPO"',
+      '    option dontlognull',
+    ] : []),
     '    timeout connect 5s',
     // A request's headers must arrive within this (slowloris); keep-alive idles are cut too.
     '    timeout http-request 10s',
@@ -289,6 +294,9 @@ export function nginxConfig(input: LbInput): string {
     ...r.workers.map((w) => `    ${w.name} ${upstreamName(w.name)};`),
     '}',
     '',
+    '# The access log without the query string: it carries resume tokens and player names.',
+    'log_format tickwire_path \'$remote_addr [$time_local] "$request_method $uri $server_protocol" $status $body_bytes_sent "$upstream_addr" $request_time\';',
+    '',
     'map $http_upgrade $tickwire_connection {',
     '    default upgrade;',
     "    ''      close;",
@@ -310,6 +318,7 @@ export function nginxConfig(input: LbInput): string {
     'server {',
     r.tls ? `    listen ${listen} ssl;` : `    listen ${listen};`,
     `    server_name ${r.serverName};`,
+    '    access_log /var/log/nginx/access.log tickwire_path;',
     ...(r.tls
       ? [`    ssl_certificate ${input.cert};`, `    ssl_certificate_key ${input.key};`, '    ssl_protocols TLSv1.2 TLSv1.3;', '    ssl_session_cache shared:tickwire_tls:10m;']
       : []),

@@ -221,7 +221,8 @@ export function redactUrl(url: string): string {
 
 /** The default --node-id: this host's name, cut to what a node id may be. */
 export function defaultNodeId(host: string): string {
-  const id = host.replace(/[^A-Za-z0-9_.-]/g, '_').slice(0, 48)
+  // The end of a long name is kept: that is where generated names (pods, instances) differ.
+  const id = host.replace(/[^A-Za-z0-9_.-]/g, '_').slice(-48)
   return id === '' ? 'node' : id
 }
 

@@ -94,6 +94,7 @@ t.test('many-machines options: --redis-url needs --resume-secret; bad URLs and n
   t.equal(defaultNodeId('ip-10-0-0-1.ec2.internal'), 'ip-10-0-0-1.ec2.internal')
   t.equal(defaultNodeId('héllo wörld'), 'h_llo_w_rld', 'a host name is cut to what a node id may be')
   t.equal(defaultNodeId(''), 'node')
+  t.equal(defaultNodeId(`tickwire-${'x'.repeat(60)}-7d9f8c6b5-x2x9k`), `${'x'.repeat(32)}-7d9f8c6b5-x2x9k`, 'a long name keeps its end, where generated names differ')
   t.equal(redactUrl('redis://default:s3cret@10.0.0.9:6379/0'), 'redis://default:***@10.0.0.9:6379/0')
   t.throws(() => parseConfig(['--node-ttl', '0.1']), { message: /--node-ttl \(nodeTtl\): got 0.1, expected 0.5 to 600 s/ })
   t.throws(() => parseConfig(['--directory-timeout', '0']), { message: /--directory-timeout/ })

@@ -143,3 +143,14 @@ t.test('the global cap on pending claims holds against many addresses; 0 means n
   for (let i = 0; i < 3; i++) t.type(anon.claim(`r${i}`, 0, true, 0), 'number', 'no address: no per-address cap')
   t.equal(anon.claim('r3', 0, true, 0), 'address_limit', 'but the global one')
 })
+
+t.test('a worker at --max-rooms is not given new rooms: the next least-loaded one is, and none when all are full', async (t) => {
+  const d = new Directory(2, { maxRooms: 2 })
+  d.setLoad(0, 2, 2) // two rooms of one player each: full
+  d.setLoad(1, 3, 1) // more players, but room for a room
+  t.equal(d.claim('b', 0, true, 0), 1, 'placed on the worker with room to spare, not on the least-loaded full one')
+  t.equal(d.claim('c', 0, true, 0), null, 'the claim counts until the next report: now both are full')
+  d.setLoad(1, 3, 1) // a report: the claim lapsed without a room
+  t.equal(d.claim('c', 0, true, 0), 1)
+  t.equal(new Directory(1).claim('x', 0, true, 0), null, 'no serving worker')
+})

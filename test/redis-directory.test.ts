@@ -407,3 +407,15 @@ async function ownRedis(t: Test): Promise<RedisServer> {
   t.teardown(() => redis.stop())
   return redis
 }
+
+t.test('canHost false: a worker that could not create the room claims nothing, but still finds a room that lives elsewhere', async (t) => {
+  const keyPrefix = newPrefix()
+  const a = await handle(t, { url: shared.url, keyPrefix, i: 0 })
+  const b = await handle(t, { url: shared.url, keyPrefix, i: 1 })
+  t.equal(await a.locate('nope', true, '10.0.0.1', false), null, 'no live owner, and this worker may not host it: null')
+  t.equal(await raw.exists(`${keyPrefix}room:nope`), 0, 'and no lease was written')
+  t.same(await b.locate('here', true, '10.0.0.1'), { local: true })
+  b.opened('here')
+  t.same(await a.locate('here', true, '10.0.0.1', false), { local: false, ...address(1) }, 'a room that lives elsewhere is found')
+  t.same(await b.locate('nope', true, '10.0.0.1', true), { local: true }, 'a worker with room claims it')
+})

@@ -8,6 +8,7 @@
  * The subtests run in order on one deployment: joins and resume, a Redis
  * outage, kill -9 of one machine, SIGTERM of another.
  */
+import { spawnSync } from 'node:child_process'
 import t from 'tap'
 import { createClient } from 'redis'
 import { WebSocket as WsSocket } from 'ws'
@@ -15,7 +16,8 @@ import { freeDirectPort, startLb, type Lb } from './helpers/lb.js'
 import { startMachine, type Machine } from './helpers/machines.js'
 import { startRedis } from './helpers/redis.js'
 import { join, roomPlayers, resetGaps, scrape, shuffle, TrustedWs, waitTogether, type Player } from './helpers/players.js'
-import { dropTcp, sleep, waitFor } from './helpers/server.js'
+import { DEFAULT_TOTAL_GAUGES } from '../src/metrics/registry.js'
+import { dropTcp, parseSamples, sleep, waitFor } from './helpers/server.js'
 
 const HOSTS = ['127.0.1.1', '127.0.1.2', '127.0.1.3'] as const
 const WORKERS = 2
@@ -114,6 +116,18 @@ t.test('three machines behind HAProxy, rooms found through Redis', { timeout: 30
     t.ok(routed > 0, `${routed} redirects through the public URL with a route`)
     t.equal(counts.reduce((n, m) => n + (m.get('tickwire_route_misses_total') ?? 0), 0), 0, 'HAProxy kept the route contract')
     for (const m of counts) t.equal(m.get('tickwire_directory_up'), 1, 'every machine reaches the directory')
+    // What Prometheus scrapes from each machine: valid for its parser, with the directory's series.
+    const text = await (await fetch(`http://${machines[0]?.opts.host}:${metricsPort}/metrics`)).text()
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })
+    if (lint.error) t.fail(`promtool not runnable: ${lint.error.message} (apt-get install prometheus)`)
+    else {
+      const problems = `${lint.stdout}\n${lint.stderr}`.split('\n').filter((l) => l.trim() !== '' && !DEFAULT_TOTAL_GAUGES.some((g) => l.startsWith(`${g} `)))
+      t.same(problems, [], 'promtool check metrics: clean but for the documented allowlist')
+    }
+    const samples = parseSamples(text)
+    for (const key of ['tickwire_directory_operations_total{op="locate",outcome="ok"}', 'tickwire_directory_operations_total{op="heartbeat",outcome="ok"}', 'tickwire_directory_operation_seconds_count{op="locate"}', 'tickwire_directory_takeovers_total', 'tickwire_directory_rooms_lost_total', 'tickwire_route_misses_total']) {
+      t.ok(samples.has(key), key)
+    }
   })
 
   await t.test('quick play works through the balancer', async (t) => {

@@ -435,9 +435,10 @@ export class TickwireClient {
           attempt--
           continue
         }
-        // No close code (timeout), 1006 (HTTP 503 or a refused connection), or a redirect loop while
-        // rooms move: retried with backoff. Any other code ends the session.
-        if (c !== undefined && !RESUMABLE.has(c) && !REJOINABLE.has(c) && c !== CloseCode.REDIRECT) return this.#finish(c, (err as Error).message)
+        // No close code (timeout), 1006 (HTTP 503 or a refused connection), a redirect loop while rooms
+        // move, or a full server: retried with backoff. Any other code ends the session.
+        // SERVER_FULL too: the public URL may lead to another, emptier worker next time.
+        if (c !== undefined && !RESUMABLE.has(c) && !REJOINABLE.has(c) && c !== CloseCode.REDIRECT && c !== CloseCode.SERVER_FULL) return this.#finish(c, (err as Error).message)
       }
     }
     this.#finish(lost, `gave up after ${max} reconnect attempts`)

@@ -104,13 +104,17 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
     }
   }
   const nodeId = config.nodeId !== '' ? config.nodeId : defaultNodeId(hostname())
+  if (config.redisUrl !== '' && config.advertiseHost === '' && (config.host === '0.0.0.0' || config.host === '::')) {
+    // The node record can only say "the host the client used", which is another machine (or the balancer).
+    log.warn('--redis-url without --advertise-host on a wildcard --host: direct redirects to this machine name no host, so protocol-2 clients (and every client without --public-url) cannot follow them here; set --advertise-host', { host: config.host })
+  }
   // Only this supervisor's workers may share the public port: refuse one another process holds (see ports.ts).
   await assertPortFree(config.host, config.port)
   // Direct ports resolved here, so each worker's address is known before it starts (the directory names it).
   const directPorts: number[] = []
   for (let i = 0; i < n; i++) directPorts.push(directBase !== 0 ? directBase + i : await freePort(config.host))
   // Without Redis the supervisor keeps the directory (one machine); with it, every worker talks to Redis itself.
-  const directory = config.redisUrl === '' ? new MemoryDirectory(n, { maxPerAddress: config.maxRoomsPerAddress, maxPending: PENDING_PER_ROOM * config.maxRooms * n }) : null
+  const directory = config.redisUrl === '' ? new MemoryDirectory(n, { maxPerAddress: config.maxRoomsPerAddress, maxPending: PENDING_PER_ROOM * config.maxRooms * n, maxRooms: config.maxRooms }) : null
   const addressOf = (slot: number): WorkerAddress | null => {
     const s = slots[slot]
     return s ? { name: workerName(nodeId, slot), host: config.advertiseHost, port: s.directPort || s.wantDirect } : null // '' host: the client's
@@ -212,7 +216,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
         else members[slot.index]?.closed(msg.room)
         return
       case 'load':
-        if (slot.ready) directory?.setLoad(slot.index, msg.players)
+        if (slot.ready) directory?.setLoad(slot.index, msg.players, msg.rooms)
         return
       case 'metrics':
         metricsWaits.get(msg.id)?.(msg.snapshot)

@@ -85,10 +85,14 @@ export interface RoomDirectory {
    * claimed (Redis: by this worker; supervisor: by the least-loaded worker,
    * this one on a tie) and must be opened by its claimer within the claim's
    * lifetime, else the claim lapses. `address` is the client's budget key
-   * (claims in flight are capped per address). Rejects with
+   * (claims in flight are capped per address). `canHost` false: this worker
+   * could not create the room now (at `--max-rooms` or `--max-players`, or the
+   * client's address may create no more rooms here), so a directory that
+   * places new rooms on the asker (Redis) does not claim it and resolves null;
+   * the supervisor's places rooms itself and ignores it. Rejects with
    * `DirectoryUnavailable` when the directory does not answer in time.
    */
-  locate(id: string, create: boolean, address: string): Promise<LocateResult>
+  locate(id: string, create: boolean, address: string, canHost?: boolean): Promise<LocateResult>
   /** A room was created here (a claimed one, or a quick-play room): registered and kept until `closed`. */
   opened(id: string): void
   /** A room here was disposed: its registration is released. */

@@ -18,6 +18,8 @@ export interface DirectoryOptions {
   readonly maxPerAddress?: number
   /** Pending claims in all; 0: no cap. Default 0 (the supervisor passes PENDING_PER_ROOM x max rooms x workers). */
   readonly maxPending?: number
+  /** Rooms one slot may run (`--max-rooms`): a slot that has them is not given new rooms; 0: no cap. Default 0. */
+  readonly maxRooms?: number
 }
 
 interface Entry {
@@ -39,6 +41,9 @@ export class MemoryDirectory {
   readonly #rooms = new Map<string, Entry>()
   /** Players per slot, as last reported, plus claims placed since. -1: slot not serving. */
   readonly #load: number[]
+  /** Rooms per slot, as last reported, plus claims placed since. */
+  readonly #roomsOn: number[]
+  readonly #maxRooms: number
   readonly #pendingMs: number
   readonly #maxPerAddress: number
   readonly #maxPending: number
@@ -49,6 +54,8 @@ export class MemoryDirectory {
 
   constructor(slots: number, opts: DirectoryOptions = {}) {
     this.#load = new Array<number>(slots).fill(-1)
+    this.#roomsOn = new Array<number>(slots).fill(0)
+    this.#maxRooms = opts.maxRooms ?? 0
     this.#pendingMs = opts.pendingMs ?? 10_000
     this.#maxPerAddress = opts.maxPerAddress ?? 0
     this.#maxPending = opts.maxPending ?? 0
@@ -69,9 +76,10 @@ export class MemoryDirectory {
     return this.#byAddress.get(address) ?? 0
   }
 
-  /** Marks a slot serving (with its load) or not (-1). */
-  setLoad(slot: number, players: number): void {
+  /** Marks a slot serving (with its players and rooms) or not (players -1). */
+  setLoad(slot: number, players: number, rooms = 0): void {
     this.#load[slot] = players
+    this.#roomsOn[slot] = rooms
   }
 
   /**
@@ -91,6 +99,8 @@ export class MemoryDirectory {
     for (let s = 0; s < this.#load.length; s++) {
       const load = this.#load[s] as number
       if (load < 0) continue
+      // A slot at --max-rooms would refuse the room: the next least-loaded one gets it (null when all are full).
+      if (this.#maxRooms > 0 && (this.#roomsOn[s] as number) >= this.#maxRooms) continue
       const bestLoad = best < 0 ? Infinity : (this.#load[best] as number)
       if (load < bestLoad || (load === bestLoad && s === asker)) best = s
     }
@@ -99,6 +109,7 @@ export class MemoryDirectory {
     this.#pending++
     this.#byAddress.set(address, this.pendingOf(address) + 1)
     this.#load[best] = (this.#load[best] as number) + 1 // until the next report: keeps a burst of claims spread
+    this.#roomsOn[best] = (this.#roomsOn[best] as number) + 1
     return best
   }
 

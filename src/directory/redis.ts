@@ -402,8 +402,11 @@ export class RedisDirectory implements RoomDirectory {
     else this.#log.info('room directory connected', { url: redactUrl(url), worker: this.self.name, incarnation: this.incarnation })
   }
 
-  locate(id: string, create: boolean, address: string): Promise<LocateResult> {
+  locate(id: string, wantCreate: boolean, address: string, canHost = true): Promise<LocateResult> {
     if (this.#closed) return Promise.reject(new DirectoryUnavailable('room directory handle closed'))
+    // Rooms are placed on the asker: one that could not create the room claims nothing (a claim it must refuse would
+    // send every other worker's players of that id to it until the claim lapsed).
+    const create = wantCreate && canHost
     // A new claim needs budget; asking for a room already claimed through us costs nothing.
     const charged = create && this.#capped() && !this.#claims.has(id)
     let mayClaim = true

@@ -144,6 +144,8 @@ export class GameServer {
       routing: new Routing(opts.publicUrl, deps.directory?.self.name ?? '', this.stats),
       directory: deps.directory,
       inputBurst: opts.inputBurst,
+      maxPlayers: opts.maxPlayers,
+      connections: () => this.#conns.size,
       ready: () => this.#ready,
       publicPort: () => this.#publicPort,
       addressLimited: (conn, why) => this.#seating.addressLimited(conn, why),
@@ -377,6 +379,7 @@ export class GameServer {
     this.stats.connections++
     if (this.#drained) {
       closeConn(conn, 'SHUTDOWN', DisconnectReason.SHUTDOWN) // upgraded after an async lookup that outlived readiness
+      if (conn.intent.kind === 'join') this.#releaseUnopened(conn)
       return
     }
     const intent = conn.intent
@@ -394,9 +397,19 @@ export class GameServer {
       closeConn(conn, 'REDIRECT', DisconnectReason.REDIRECT)
       return
     }
-    if (this.#conns.size > this.#opts.maxPlayers) return closeConn(conn, 'SERVER_FULL', DisconnectReason.SERVER_FULL)
-    if (intent.kind === 'resume') return this.#seating.resume(conn, intent.claims)
-    this.#seating.join(conn)
+    if (intent.kind === 'resume') {
+      if (this.#conns.size > this.#opts.maxPlayers) return closeConn(conn, 'SERVER_FULL', DisconnectReason.SERVER_FULL)
+      return this.#seating.resume(conn, intent.claims)
+    }
+    if (this.#conns.size <= this.#opts.maxPlayers) this.#seating.join(conn)
+    else closeConn(conn, 'SERVER_FULL', DisconnectReason.SERVER_FULL)
+    this.#releaseUnopened(conn)
+  }
+
+  /** A join the directory placed here that did not create its room (full, refused, the game failed): its claim goes back. */
+  #releaseUnopened(conn: Conn): void {
+    const id = conn.roomId
+    if (id !== null && this.#directory && !this.#rooms.byId.has(id)) this.#directory.closed(id)
   }
 
   /**

@@ -33,6 +33,9 @@ export interface UpgradeDeps {
   /** Absent: a single process, every room is local. */
   readonly directory: RoomDirectory | undefined
   readonly inputBurst: number
+  /** `--max-players`, and the connections open now: a full worker does not claim new rooms. */
+  readonly maxPlayers: number
+  connections(): number
   /** Whether the server takes players now, and its public port (the server's own origin has it). */
   ready(): boolean
   publicPort(): number
@@ -128,15 +131,28 @@ export class Upgrades {
       res.upgrade(conn, key, protocol, extensions, context)
       return
     }
-    // A named room this worker does not run: ask the directory where it lives (or to place it).
+    // A named room this worker does not run: ask the directory where it lives, or to place it (Redis places it here,
+    // so it is told whether this worker could create it now: a claim it must refuse would pin the id to it).
+    const fullHere = d.rooms.list.length >= d.rooms.maxRooms || d.connections() >= d.maxPlayers
+    const canHost = !fullHere && d.book.mayCreateRoom(addr)
     let aborted = false
     res.onAborted(() => {
       aborted = true
     })
-    dir.locate(room, intent.kind === 'join', budgetKey(address)).then(
+    dir.locate(room, intent.kind === 'join', budgetKey(address), canHost).then(
       (where: LocateResult) => {
-        if (aborted) return d.book.disconnected(addr, performance.now())
-        if (where === null) {
+        if (aborted) {
+          // A claim placed here for an upgrade that will never open: give it back.
+          if (where !== null && where !== 'address_limit' && where.local && !d.rooms.byId.has(room)) dir.closed(room)
+          return d.book.disconnected(addr, performance.now())
+        }
+        if (where === null && intent.kind === 'join') {
+          // Nobody runs the room and it could not be placed: this worker may not create it (why, as a local join
+          // would say), or no worker serves.
+          const limited = !canHost && !fullHere
+          if (limited) d.addressLimited(conn, AddressLimit.ROOMS)
+          conn.intent = limited ? { kind: 'refuse', code: 'ADDRESS_LIMIT', reason: DisconnectReason.ADDRESS_LIMIT } : { kind: 'refuse', code: 'SERVER_FULL', reason: DisconnectReason.SERVER_FULL }
+        } else if (where === null) {
           d.stats.resumes[ResumeOutcome.EXPIRED]++
           conn.intent = { kind: 'refuse', code: 'RESUME_EXPIRED', reason: DisconnectReason.RESUME_REFUSED }
         } else if (where === 'address_limit') {

@@ -155,6 +155,11 @@ export class Rooms {
     return this.#opts.maxPlayersPerRoom
   }
 
+  /** Rooms this process may run at once (`--max-rooms`). */
+  get maxRooms(): number {
+    return this.#opts.maxRooms
+  }
+
   /** Players seated in all rooms. */
   get players(): number {
     let n = 0

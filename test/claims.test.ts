@@ -1,0 +1,50 @@
+/**
+ * A full worker claims no room it cannot open: two machines on Redis, the
+ * first at --max-rooms. A join for a new room that reaches it is refused
+ * SERVER_FULL at once, and leaves no claim behind, so the same room asked for
+ * through the other machine is created there right away (before, the refused
+ * claim pinned the id to the full machine for its 10 s lifetime).
+ */
+import t from 'tap'
+import { ConnectError, TickwireClient } from '../src/client/index.js'
+import { freeDirectPort } from './helpers/lb.js'
+import { startMachine } from './helpers/machines.js'
+import { startRedis } from './helpers/redis.js'
+
+const HOSTS = ['127.0.1.7', '127.0.1.8'] as const
+
+t.test('a worker at --max-rooms claims nothing: the room is created on the other machine at once', { timeout: 120_000 }, async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const port = await freeDirectPort(HOSTS, 1)
+  let directPort = await freeDirectPort(HOSTS, 1)
+  while (directPort === port) directPort = await freeDirectPort(HOSTS, 1)
+  const [full, roomy] = await Promise.all(
+    HOSTS.map((host, i) => startMachine({ id: `c${i + 1}`, host, workers: 1, port, directPort, metricsPort: 0, redisUrl: redis.url, args: i === 0 ? ['--max-rooms', '1'] : [] })),
+  )
+  t.teardown(() => {
+    full?.kill()
+    roomy?.kill()
+  })
+  const url = (host: string) => `ws://${host}:${port}/play`
+  const first = await TickwireClient.connect(url(HOSTS[0]), { room: 'a', reconnect: false })
+  t.teardown(() => first.close())
+  t.equal(first.redirects, 0, 'room a lives on the first machine, now at --max-rooms 1')
+  const refused = await TickwireClient.connect(url(HOSTS[0]), { room: 'b', reconnect: false }).then(
+    (c) => {
+      c.close()
+      return null
+    },
+    (err: unknown) => err,
+  )
+  t.ok(refused instanceof ConnectError && refused.code === 4007, 'a new room asked of the full machine: SERVER_FULL')
+  const t0 = performance.now()
+  const other = await TickwireClient.connect(url(HOSTS[1]), { room: 'b', reconnect: false })
+  t.teardown(() => other.close())
+  t.equal(other.redirects, 0, 'the same room through the other machine is created there, not sent to the full one')
+  t.ok(performance.now() - t0 < 5000, 'at once (no claim to wait out)')
+  // A room that exists elsewhere is still found from the full machine.
+  const friend = await TickwireClient.connect(url(HOSTS[0]), { room: 'b', reconnect: false })
+  t.teardown(() => friend.close())
+  t.equal(friend.redirects, 1, 'a friend asking the full machine for room b is redirected to where it lives')
+})
