@@ -250,3 +250,23 @@ t.test('during a reconnect a redirect loop (rooms moving) is a failed attempt, r
   t.equal(s.queries.length, 6)
   t.notOk(client.closed)
 })
+
+t.test('SERVER_FULL while reconnecting is retried with backoff (the public URL may lead to a worker with room next time)', async (t) => {
+  // Upgrade 0: seated, then closed 1001. Upgrade 1: SERVER_FULL. Upgrade 2: seated again.
+  const ep = await fakeServer(t, (n, q) => ({
+    play: (ws) => {
+      if (n === 1) ws.close(CloseCode.SERVER_FULL, CloseReason.SERVER_FULL)
+      else welcome(ws, q, 'lobby')
+    },
+  }))
+  const client = await connect(t, ep.url, { room: 'lobby' })
+  await until(() => client.table.tick === 1, 10_000, 'the first STATE')
+  const codes: number[] = []
+  client.on('reconnecting', (code) => codes.push(code))
+  const rejoined = new Promise<void>((r) => client.on('rejoined', () => r()))
+  for (const ws of ep.sockets) ws.close(CloseCode.SHUTDOWN, CloseReason.SHUTDOWN)
+  await rejoined
+  t.same(codes, [CloseCode.SHUTDOWN, CloseCode.SERVER_FULL], 'a second attempt after the SERVER_FULL one')
+  t.equal(ep.queries.length, 3)
+  t.notOk(client.closed, 'the session goes on')
+})
