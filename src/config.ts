@@ -8,6 +8,9 @@
 import { parseTrustedProxies } from './net/addresses.js'
 import { parseAllowedOrigins } from './net/origin.js'
 import { NODE_ID_PATTERN } from './directory/directory.js'
+import { AUTH_ALGORITHMS } from './auth/auth.js'
+
+const AUTH_MODES = ['off', 'optional', 'required'] as const
 
 type Kind = 'int' | 'number' | 'string' | 'bool'
 
@@ -32,6 +35,17 @@ export const OPTIONS = {
   publicUrl: { kind: 'string', default: '', unit: 'URL', doc: 'the one ws:// or wss:// URL players use (e.g. wss://play.example.com/play): redirects name it with route=<worker>; empty: redirects name direct ports' },
   directoryTimeout: { kind: 'number', default: 1, unit: 's', min: 0.05, max: 60, doc: 'a join that needs the room directory waits this long for it, then gets HTTP 503 `room directory unavailable`' },
   nodeTtl: { kind: 'number', default: 3, unit: 's', min: 0.5, max: 600, doc: 'with --redis-url: a worker whose node record is not renewed for this long is dead, and its rooms are taken over (renewed every third of it)' },
+  tlsCert: { kind: 'string', default: '', unit: 'path', doc: 'PEM certificate (chain) file: every worker serves wss:// and https:// on its public and direct ports (uWS SSLApp); with --tls-key; empty: plain ws:// (TLS at a load balancer instead)' },
+  tlsKey: { kind: 'string', default: '', unit: 'path', doc: 'PEM private key file of --tls-cert' },
+  tlsPassphrase: { kind: 'string', default: '', unit: 'text', doc: 'passphrase of --tls-key, if it is encrypted (prefer the environment variable)' },
+  auth: { kind: 'string', default: 'off', unit: 'mode', doc: 'join tokens (JWTs) checked at the upgrade: off | optional (checked when given) | required (no token, HTTP 401)' },
+  authAlgorithm: { kind: 'string', default: 'HS256', unit: 'algorithm', doc: 'the one JWT algorithm accepted (never taken from the token): HS256 | ES256 | EdDSA | RS256' },
+  authSecret: { kind: 'string', default: '', unit: 'text', doc: 'HS256 key, at least 32 characters (prefer the environment variable)' },
+  authPublicKey: { kind: 'string', default: '', unit: 'path', doc: 'ES256 / EdDSA / RS256: PEM public key (SPKI) file' },
+  authJwks: { kind: 'string', default: '', unit: 'path or URL', doc: 'ES256 / EdDSA / RS256: a JWKS file, or an https:// URL fetched with a timeout and cached (never on the tick path); instead of --auth-public-key' },
+  authIssuer: { kind: 'string', default: '', unit: 'text', doc: 'required `iss` of join tokens; empty: not checked' },
+  authAudience: { kind: 'string', default: '', unit: 'text', doc: 'required `aud` of join tokens; empty: not checked' },
+  authClockTolerance: { kind: 'number', default: 5, unit: 's', min: 0, max: 300, doc: 'clock skew allowed when checking `exp` and `nbf`' },
   resumeWindow: { kind: 'number', default: 10, unit: 's', min: 0, max: 3600, doc: 'a dropped player\'s seat is held this long for a resume; 0: seats are never held' },
   resumeSecret: { kind: 'string', default: '', unit: 'text', doc: 'HMAC key of resume tokens, at least 32 characters (prefer the environment variable); empty: random at each start' },
   drainTimeout: { kind: 'number', default: 10, unit: 's', min: 0.1, max: 3600, doc: 'on SIGTERM/SIGINT: time to close players and exit; what is left is then killed' },
@@ -196,6 +210,20 @@ function crossCheck(c: Config): void {
     if (!/^rediss?:\/\/[^\s]+$/.test(c.redisUrl)) throw new ConfigError(`--redis-url: got ${JSON.stringify(redactUrl(c.redisUrl))}, expected redis://host:port or rediss://host:port`)
     if (c.resumeSecret === '') {
       throw new ConfigError('--redis-url needs --resume-secret (TICKWIRE_RESUME_SECRET): every machine must check the others\' resume tokens with one shared key')
+    }
+  }
+  if ((c.tlsCert === '') !== (c.tlsKey === '')) throw new ConfigError('--tls-cert and --tls-key go together: set both, or neither')
+  if (!(AUTH_MODES as readonly string[]).includes(c.auth)) throw new ConfigError(`--auth: got ${JSON.stringify(c.auth)}, expected one of ${AUTH_MODES.join(', ')}`)
+  if (!(AUTH_ALGORITHMS as readonly string[]).includes(c.authAlgorithm)) {
+    throw new ConfigError(`--auth-algorithm: got ${JSON.stringify(c.authAlgorithm)}, expected one of ${AUTH_ALGORITHMS.join(', ')}`)
+  }
+  if (c.auth !== 'off') {
+    if (c.authAlgorithm === 'HS256') {
+      if (c.authSecret.length < 32) throw new ConfigError(`--auth ${c.auth} with HS256 needs --auth-secret of at least 32 characters (got ${c.authSecret.length})`)
+      if (c.authPublicKey !== '' || c.authJwks !== '') throw new ConfigError('--auth-algorithm HS256 takes --auth-secret, not --auth-public-key or --auth-jwks')
+    } else {
+      if ((c.authPublicKey === '') === (c.authJwks === '')) throw new ConfigError(`--auth-algorithm ${c.authAlgorithm} needs exactly one of --auth-public-key and --auth-jwks`)
+      if (c.authSecret !== '') throw new ConfigError(`--auth-algorithm ${c.authAlgorithm} verifies with a public key: --auth-secret is for HS256 only`)
     }
   }
   if (c.publicUrl !== '') {

@@ -12,6 +12,7 @@ import { Metrics } from './metrics/registry.js'
 import { startReclaimer, type Reclaimer } from './reclaim.js'
 import { FdGuard, fitFdLimit } from './net/fdguard.js'
 import { serveMetrics, type MetricsEndpoint } from './net/metrics-http.js'
+import type { AuthAlgorithm, Verifier } from './auth/auth.js'
 import type { RoomDirectory } from './directory/directory.js'
 import { assertPortFree } from './net/ports.js'
 import { GameServer } from './net/server.js'
@@ -94,7 +95,8 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
   const web = loadStatic(opts.webDir ?? defaultWebDir())
   if (!web.has('/')) log.warn('browser client not built (run npm run build): / answers 404', { dir: opts.webDir ?? defaultWebDir() })
   const directory = opts.directory
-  const server = new GameServer(rooms, config, log, { secret, directory, web })
+  const verifier = config.auth === 'off' ? undefined : await loadVerifier(config, log)
+  const server = new GameServer(rooms, config, log, { secret, directory, web, verifier })
   const clock = opts.clock ?? systemClock
   const dt = 1 / config.tickHz
   let metrics: Metrics | undefined
@@ -137,6 +139,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     (stopped ??= (async () => {
       fdGuard?.stop()
       reclaimer?.stop()
+      verifier?.close()
       // Not ready (the load balancer stops sending players), no new connections, and the directory forgets our rooms
       // while they still play: the players closed next rejoin on another worker without waiting for a lease to lapse.
       server.stopAccepting()
@@ -180,6 +183,9 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     tickHz: config.tickHz,
     seed,
     pid: process.pid,
+    tls: config.tlsCert !== '',
+    // Said at every start: with --auth off anyone who reaches the port may play (fine for development).
+    auth: config.auth === 'off' ? 'off (anyone may join; see --auth)' : `${config.auth} (${config.authAlgorithm})`,
   })
   return {
     config,
@@ -191,6 +197,25 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     loop,
     metrics,
     stop,
+  }
+}
+
+/** The join-token verifier for `--auth` (jose is loaded only then); a key that cannot be loaded is a config error (exit 2). */
+async function loadVerifier(config: Config, log: Logger): Promise<Verifier> {
+  const { createVerifier } = await import('./auth/jwt.js')
+  try {
+    return await createVerifier({
+      algorithm: config.authAlgorithm as AuthAlgorithm,
+      secret: config.authSecret,
+      publicKeyFile: config.authPublicKey,
+      jwks: config.authJwks,
+      issuer: config.authIssuer,
+      audience: config.authAudience,
+      clockToleranceSeconds: config.authClockTolerance,
+      log,
+    })
+  } catch (err) {
+    throw new ConfigError((err as Error).message)
   }
 }
 

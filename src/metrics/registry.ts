@@ -78,6 +78,8 @@ export class Metrics {
     labeled(r, `${prefix}inputs_rejected_total`, 'Client messages rejected (each closes its socket), by reason', 'reason', stats.rejected)
     labeled(r, `${prefix}address_limited_total`, 'Things refused because one client address reached a per-address budget, by budget', 'reason', stats.addressLimited)
     counter(r, `${prefix}accept_pauses_total`, 'Times the public port stopped accepting because file descriptors ran short (--fd-reserve)', () => stats.acceptPauses)
+    counter(r, `${prefix}auth_accepted_total`, 'Join tokens that verified at the upgrade (--auth)', () => stats.authAccepted)
+    labeled(r, `${prefix}auth_refused_total`, 'Join tokens refused at the upgrade, by reason (401: missing, malformed, algorithm, signature, expired, not_yet_valid, issuer, audience; 403: room; 503: keys_unavailable)', 'reason', stats.authRefused)
     labeled(r, `${prefix}http_rejected_total`, 'HTTP requests and upgrades refused on the public port, by reason', 'reason', stats.upgradesRejected)
     if (src.directory) directoryMetrics(r, prefix, src.directory)
   }

@@ -3,6 +3,7 @@
  * allocation). The Prometheus registry (registry.ts) reads them at scrape
  * time, so nothing on the tick path touches prom-client.
  */
+import { AuthFailure } from '../auth/auth.js'
 
 /** Why a socket closed, as counted in `tickwire_disconnects_total{reason}`. */
 export const DisconnectReason = {
@@ -63,6 +64,8 @@ export const UpgradeRejectReason = {
   ADDRESS_LIMIT: 'address_limit',
   /** Not a valid WebSocket handshake: wrong version (426), bad key (400), GET /play without an upgrade (426). */
   HANDSHAKE: 'handshake',
+  /** A join token missing, invalid or expired (401), not allowing the room (403), or its keys unavailable (503); see AuthFailure. */
+  AUTH: 'auth',
 } as const
 export type UpgradeRejectReason = (typeof UpgradeRejectReason)[keyof typeof UpgradeRejectReason]
 
@@ -125,6 +128,10 @@ export class Stats {
   holdsExpired = 0
   readonly resumes = zeroes(ResumeOutcome)
   readonly addressLimited = zeroes(AddressLimit)
+  /** Join tokens that verified (`--auth`). */
+  authAccepted = 0
+  /** Join tokens refused, by why (src/auth/auth.ts AuthFailure). */
+  readonly authRefused = zeroes(AuthFailure)
   /** Times the public port stopped accepting because file descriptors ran short (see fd guard). */
   acceptPauses = 0
 }

@@ -8,6 +8,7 @@ import { CloseCode, CloseReason, type ClientMessage } from '../../proto/index.js
 import type { DisconnectReason } from '../metrics/stats.js'
 import type { RoomReplicator, Viewer } from '../replicate/replicator.js'
 import type { Seat } from '../sim/room.js'
+import type { Identity } from '../auth/auth.js'
 import type { AddressEntry } from './addresses.js'
 import type { Session as HoldSession } from './holds.js'
 import type { TokenClaims } from './resume.js'
@@ -43,6 +44,8 @@ export interface Conn {
   readonly playerId: number
   /** The protocol version the client announced (`v`; 2 when absent): WELCOME and REDIRECT are written for it. */
   readonly version: number
+  /** Who the join token says the player is (`--auth`); null without one. */
+  readonly identity: Identity | null
   intent: Intent
   readonly name: string
   readonly roomId: string | null

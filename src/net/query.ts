@@ -1,6 +1,6 @@
 /**
  * The `/play` upgrade query (PROTOCOL.md §1): `v`, `room`, `name`, for a
- * resume `player` with `resume`, and `route`. Checked before the upgrade; a
+ * resume `player` with `resume`, `route`, and a join `token`. Checked before the upgrade; a
  * bad one gets HTTP 400 with the problem as its body.
  */
 import { MAX_NAME_BYTES, MAX_TOKEN_CHARS, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ROOM_ID_PATTERN, ROUTE_PATTERN } from '../../proto/index.js'
@@ -19,7 +19,12 @@ export interface JoinQuery {
    * misrouting balancer: the room directory still decides who owns a room.
    */
   readonly route: string | null
+  /** A join token (JWT) in the `token` parameter, for clients that cannot set a subprotocol; null when absent. */
+  readonly token: string | null
 }
+
+/** Longest join token accepted (a JWT with a few claims is well under 1 KiB). */
+export const MAX_JOIN_TOKEN_CHARS = 4096
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
@@ -37,6 +42,7 @@ export function parseJoinQuery(raw: string): JoinQuery | { readonly problem: str
   const player = query.get('player')
   const token = query.get('resume')
   const route = query.get('route')
+  const joinToken = query.get('token')
   const version = v === null ? UNANNOUNCED_VERSION : VERSION.test(v) ? Number(v) : NaN
   // Checked first: the rest of the query, and every frame, depend on the version.
   if (!(version >= MIN_PROTOCOL_VERSION && version <= PROTOCOL_VERSION)) {
@@ -49,5 +55,6 @@ export function parseJoinQuery(raw: string): JoinQuery | { readonly problem: str
   if (player !== null && !PLAYER.test(player)) return { problem: 'player must be a positive integer' }
   if (token !== null && token.length > MAX_TOKEN_CHARS) return { problem: `resume must be at most ${MAX_TOKEN_CHARS} characters` }
   if (route !== null && !ROUTE_PATTERN.test(route)) return { problem: 'route must be 1-64 characters of A-Z a-z 0-9 _ . -' }
-  return { version, room, name, resume: token !== null ? { player: Number(player), token } : null, route }
+  if (joinToken !== null && (joinToken === '' || joinToken.length > MAX_JOIN_TOKEN_CHARS)) return { problem: `token must be 1-${MAX_JOIN_TOKEN_CHARS} characters` }
+  return { version, room, name, resume: token !== null ? { player: Number(player), token } : null, route, token: joinToken }
 }

@@ -52,7 +52,7 @@ export class Seating {
     let seat: Seat | JoinRefusal
     this.#creating = conn.addr
     try {
-      seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name, this.#book.mayCreateRoom(conn.addr))
+      seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name, this.#book.mayCreateRoom(conn.addr), conn.identity ?? undefined)
     } catch (err) {
       // The game could not even build the room: nothing was registered.
       this.#stats.roomErrors++
@@ -133,7 +133,8 @@ export class Seating {
       historyTicks: this.#opts.historyTicks,
       fields: game.fields,
       input: game.input,
-      resumeToken: this.#opts.resumeWindow > 0 ? this.#tokens.issue(seat.room.id, link.instance, conn.playerId, session.gen) : '',
+      // Bound to the player's `sub` when authenticated: only the same player can resume the seat.
+      resumeToken: this.#opts.resumeWindow > 0 ? this.#tokens.issue(seat.room.id, link.instance, conn.playerId, session.gen, conn.identity?.sub ?? '') : '',
     })
     ws.cork(() => ws.send(welcome, true))
     this.#stats.messagesSent++

@@ -21,6 +21,7 @@
  * src/directory/).
  */
 import { CloseCode, PROTOCOL_VERSION } from '../../proto/index.js'
+import { AuthMode, type Verifier } from '../auth/auth.js'
 import type { RoomDirectory } from '../directory/directory.js'
 import { EventLog, type Logger } from '../log.js'
 import { DisconnectReason, RejectReason, Stats } from '../metrics/stats.js'
@@ -36,11 +37,12 @@ import { parseAllowedOrigins } from './origin.js'
 import { ResumeTokens } from './resume.js'
 import { Routing } from './routing.js'
 import { Seating } from './seats.js'
+import { createApp, type TlsOptions } from './tls.js'
 import type { StaticFile } from './static.js'
 import { Upgrades } from './upgrade.js'
 import uWS, { listenExclusive, type TemplatedApp, type WebSocket, type us_listen_socket } from './uws.js'
 
-export interface ServerOptions extends AddressLimits {
+export interface ServerOptions extends AddressLimits, TlsOptions {
   readonly port: number
   readonly host: string
   readonly tickHz: number
@@ -63,6 +65,8 @@ export interface ServerOptions extends AddressLimits {
   readonly allowedOrigins: string
   /** `--public-url` ('' : none): protocol-3 redirects name it with route=<owner> (routing.ts). */
   readonly publicUrl: string
+  /** `--auth`: off | optional | required (src/auth/auth.ts). */
+  readonly auth: string
 }
 
 export interface ServerDeps {
@@ -70,6 +74,8 @@ export interface ServerDeps {
   readonly secret: Buffer
   /** Where rooms live when other workers exist (src/directory/); absent: all rooms are local. */
   readonly directory?: RoomDirectory
+  /** Verifies join tokens (`--auth` optional or required); absent: auth is off. */
+  readonly verifier?: Verifier
   /** The browser client's files by path (see static.ts); absent or empty: `/` answers 404. */
   readonly web?: ReadonlyMap<string, StaticFile>
 }
@@ -143,6 +149,8 @@ export class GameServer {
       origins: parseAllowedOrigins(opts.allowedOrigins),
       routing: new Routing(opts.publicUrl, deps.directory?.self.name ?? '', this.stats),
       directory: deps.directory,
+      authMode: opts.auth as AuthMode,
+      verifier: opts.auth === AuthMode.OFF ? null : (deps.verifier ?? null),
       inputBurst: opts.inputBurst,
       maxPlayers: opts.maxPlayers,
       connections: () => this.#conns.size,
@@ -168,7 +176,7 @@ export class GameServer {
     }
     rooms.onError = (room, err) => this.#closeFailedRoom(room, err)
     if (deps.directory) deps.directory.onLost = (id) => this.#roomMoved(id)
-    this.#app = uWS.App()
+    this.#app = createApp(opts)
     this.#app.ws<Conn>('/play', {
       compression: uWS.DISABLED,
       maxPayloadLength: opts.maxMessageBytes,

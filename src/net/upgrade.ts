@@ -11,11 +11,12 @@ import { DirectoryUnavailable, type LocateResult, type RoomDirectory } from '../
 import type { EventLog, Logger } from '../log.js'
 import { AddressLimit, DisconnectReason, ResumeOutcome, UpgradeRejectReason, type Stats } from '../metrics/stats.js'
 import type { Rooms } from '../sim/room.js'
-import { budgetKey, clientAddress, type AddressBook } from './addresses.js'
+import { AuthFailure, AuthMode, roomAllowed, tokenOf, type Identity, type Verifier } from '../auth/auth.js'
+import { budgetKey, clientAddress, type AddressBook, type AddressEntry } from './addresses.js'
 import { JOIN, type Conn, type Intent } from './conn.js'
 import { handshakeRefusal, writeRefusal } from './handshake.js'
 import { originAllowed, type OriginPolicy } from './origin.js'
-import { parseJoinQuery } from './query.js'
+import { parseJoinQuery, type JoinQuery } from './query.js'
 import type { ResumeTokens } from './resume.js'
 import type { Routing } from './routing.js'
 import type uWS from './uws.js'
@@ -32,6 +33,9 @@ export interface UpgradeDeps {
   readonly routing: Routing
   /** Absent: a single process, every room is local. */
   readonly directory: RoomDirectory | undefined
+  /** `--auth`, and the verifier of join tokens (null when auth is off). */
+  readonly authMode: AuthMode
+  readonly verifier: Verifier | null
   readonly inputBurst: number
   /** `--max-players`, and the connections open now: a full worker does not claim new rooms. */
   readonly maxPlayers: number
@@ -50,6 +54,37 @@ function forwardedFor(req: uWS.HttpRequest): string {
     if (k === 'x-forwarded-for') all = all === '' ? v : `${all},${v}`
   })
   return all
+}
+
+/** An upgrade between its checks and its answer (the token check and the directory lookup are asynchronous). */
+interface Pending {
+  readonly res: uWS.HttpResponse
+  readonly key: string
+  /** The subprotocol to answer with ('' : none); never the bearer entry. */
+  readonly protocol: string
+  readonly extensions: string
+  readonly context: uWS.us_socket_context_t
+  readonly address: string
+  readonly addr: AddressEntry
+  readonly q: JoinQuery
+  /** The client went away before the answer. */
+  aborted: boolean
+  /** An onAborted handler is set (uWS keeps one per request). */
+  watching: boolean
+}
+
+/** The plain-text body of each token refusal (PROTOCOL.md §1). */
+const AUTH_REFUSAL_TEXT: Record<AuthFailure, string> = {
+  missing: 'join token required',
+  malformed: 'join token invalid',
+  algorithm: 'join token invalid',
+  signature: 'join token invalid',
+  expired: 'join token expired',
+  not_yet_valid: 'join token not yet valid',
+  issuer: 'join token invalid',
+  audience: 'join token invalid',
+  room: 'join token does not allow this room',
+  keys_unavailable: 'join token keys unavailable',
 }
 
 export class Upgrades {
@@ -92,14 +127,62 @@ export class Upgrades {
       d.book.disconnected(addr, now)
       return this.#refuse(res, '400 Bad Request', q.problem, UpgradeRejectReason.BAD_QUERY, address)
     }
-    const { room, name, resume } = q
     if (!d.routing.arrived(q.route)) d.events.warn('route names another worker', { address, reason: 'route_miss', route: q.route ?? '' })
+    // The join token: a subprotocol entry (what a browser can send) or the `token` parameter; never echoed, never logged.
+    const { token, protocol: answer } = tokenOf(protocol, q.token)
+    const up: Pending = { res, key, protocol: answer, extensions, context, address, addr, q, aborted: false, watching: false }
+    const verifier = d.verifier
+    if (!verifier || (token === null && d.authMode === AuthMode.OPTIONAL)) return this.#seat(up, null)
+    if (token === null) return this.#authRefused(up, 401, AuthFailure.MISSING)
+    // Verified off the tick (jose is asynchronous); the upgrade waits, and is dropped if the client goes away.
+    res.onAborted(() => {
+      up.aborted = true
+    })
+    up.watching = true
+    verifier.verify(token).then(
+      (outcome) => {
+        if (up.aborted) return d.book.disconnected(addr, performance.now())
+        res.cork(() => {
+          if (!outcome.ok) return this.#authRefused(up, outcome.status, outcome.reason)
+          if (!roomAllowed(outcome.identity, q.room)) return this.#authRefused(up, 403, AuthFailure.ROOM)
+          d.stats.authAccepted++
+          this.#seat(up, outcome.identity)
+        })
+      },
+      (err: Error) => {
+        // verify() never rejects by contract; if it did, the upgrade still gets an answer.
+        d.log.error('join token verification failed', { error: err.message })
+        if (up.aborted) return d.book.disconnected(addr, performance.now())
+        res.cork(() => this.#authRefused(up, 503, AuthFailure.KEYS))
+      },
+    )
+  }
+
+  /** A token refused: 401, 403 or 503 before any seat or room is touched; counted and logged by reason, never with the token. */
+  #authRefused(up: Pending, status: 401 | 403 | 503, reason: AuthFailure): void {
+    const d = this.#d
+    d.book.disconnected(up.addr, performance.now())
+    d.stats.authRefused[reason]++
+    const line = status === 401 ? '401 Unauthorized' : status === 403 ? '403 Forbidden' : '503 Service Unavailable'
+    const body = AUTH_REFUSAL_TEXT[reason]
+    this.#refuse(up.res, line, body, UpgradeRejectReason.AUTH, up.address, status === 401 ? [['www-authenticate', 'Bearer']] : status === 503 ? [['retry-after', '1']] : [])
+  }
+
+  /** Past the checks (and the token, if any): resume or join, here or through the directory. */
+  #seat(up: Pending, identity: Identity | null): void {
+    const d = this.#d
+    const { res, key, protocol, extensions, context, address, addr, q } = up
+    const now = performance.now()
+    const { room, resume } = q
+    // Authenticated: the token's name, not the query's.
+    const name = identity ? identity.name : q.name
+    const sub = identity?.sub ?? ''
     let intent: Intent = JOIN
     let playerId: number
     if (resume !== null) {
       playerId = resume.player
       // Checked here, by any worker on any machine: a forged token is refused without a trip to the room's owner.
-      const claims = d.tokens.verify(resume.token, room as string, playerId)
+      const claims = d.tokens.verify(resume.token, room as string, playerId, sub)
       if (claims) intent = { kind: 'resume', claims }
       else {
         d.stats.resumes[ResumeOutcome.INVALID]++
@@ -113,6 +196,7 @@ export class Upgrades {
       addr,
       playerId,
       version: q.version,
+      identity,
       intent,
       name,
       roomId: room,
@@ -135,13 +219,16 @@ export class Upgrades {
     // so it is told whether this worker could create it now: a claim it must refuse would pin the id to it).
     const fullHere = d.rooms.list.length >= d.rooms.maxRooms || d.connections() >= d.maxPlayers
     const canHost = !fullHere && d.book.mayCreateRoom(addr)
-    let aborted = false
-    res.onAborted(() => {
-      aborted = true
-    })
+    // One onAborted per request (a second replaces the first): the token check may have set it already.
+    if (!up.watching) {
+      res.onAborted(() => {
+        up.aborted = true
+      })
+    }
+    up.watching = true
     dir.locate(room, intent.kind === 'join', budgetKey(address), canHost).then(
       (where: LocateResult) => {
-        if (aborted) {
+        if (up.aborted) {
           // A claim placed here for an upgrade that will never open: give it back.
           if (where !== null && where !== 'address_limit' && where.local && !d.rooms.byId.has(room)) dir.closed(room)
           return d.book.disconnected(addr, performance.now())
@@ -166,7 +253,7 @@ export class Upgrades {
       },
       (err: Error) => {
         d.book.disconnected(addr, performance.now())
-        if (aborted) return
+        if (up.aborted) return
         d.stats.upgradesRejected[UpgradeRejectReason.DIRECTORY]++
         d.events.warn('room directory unavailable', { address, reason: UpgradeRejectReason.DIRECTORY, room, error: err.message, unavailable: err instanceof DirectoryUnavailable })
         res.cork(() => res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain').writeHeader('retry-after', '1').end('room directory unavailable\n'))

@@ -54,10 +54,25 @@ export interface RoomContext {
   readonly random: () => number
 }
 
+/**
+ * Who an authenticated player is (`--auth`): from their verified join token.
+ * Absent when auth is off, or optional and no token was given.
+ */
+export interface PlayerIdentity {
+  /** The player's stable id in the game's backend (the token's `sub`). */
+  readonly sub: string
+  /** The token's `roles` (e.g. `admin`, `spectator`): the game decides what they mean. */
+  readonly roles: readonly string[]
+}
+
 /** One room's rules. All calls happen on the tick thread, never concurrently. */
 export interface GameRoom {
-  /** A player joins: spawn their entity and return its id, or -1 to refuse. */
-  join(name: string): number
+  /**
+   * A player joins: spawn their entity and return its id, or -1 to refuse.
+   * `name` is the token's name when auth is on (else the query's);
+   * `identity` is set for an authenticated player.
+   */
+  join(name: string, identity?: PlayerIdentity): number
   /** A player leaves: usually despawn their entity. */
   leave(entity: number): void
   /**

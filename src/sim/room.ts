@@ -4,7 +4,7 @@
  * layer hangs its connection object on `Seat.link` and `Room.link`.
  */
 import { randomBytes } from 'node:crypto'
-import type { Game, GameRoom } from './game.js'
+import type { Game, GameRoom, PlayerIdentity } from './game.js'
 import { Grid } from './grid.js'
 import { mulberry32 } from './random.js'
 import { World } from './world.js'
@@ -58,9 +58,9 @@ export class Room {
   }
 
   /** Seats a player; null when the room is full or the game refuses. */
-  join(playerId: number, name: string): Seat | null {
+  join(playerId: number, name: string, identity?: PlayerIdentity): Seat | null {
     if (this.full) return null
-    const entity = this.rules.join(name)
+    const entity = identity ? this.rules.join(name, identity) : this.rules.join(name)
     if (entity < 0) return null
     const seat: Seat = {
       playerId,
@@ -172,7 +172,7 @@ export class Rooms {
    * quick play, in the fullest quick-play room that has a free seat. With
    * `mayCreate` false, a join that needs a new room is refused instead.
    */
-  join(roomId: string | null, playerId: number, name: string, mayCreate = true): Seat | JoinRefusal {
+  join(roomId: string | null, playerId: number, name: string, mayCreate = true, identity?: PlayerIdentity): Seat | JoinRefusal {
     let room: Room | undefined
     if (roomId !== null) {
       room = this.byId.get(roomId)
@@ -194,7 +194,7 @@ export class Rooms {
     }
     let seat: Seat | null
     try {
-      seat = room.join(playerId, name)
+      seat = room.join(playerId, name, identity)
     } catch (err) {
       this.fail(room, err)
       return JoinRefusal.FAILED
