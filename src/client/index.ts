@@ -12,6 +12,12 @@
  * every reconnect starts again from that URL, so a player whose machine died
  * reaches a live one.
  *
+ * Join tokens (the server's `--auth`): give `getToken` (called before every
+ * connection attempt, so a short-lived token is fresh each time) or `token`.
+ * The token travels in `Sec-WebSocket-Protocol` as `tickwire.bearer.<token>`
+ * beside `tickwire` (the only header a browser lets a page set), never in the
+ * URL, and never appears in an error message.
+ *
  * @example
  * ```ts
  * import { TickwireClient } from 'tickwire/client'
@@ -67,9 +73,39 @@ export interface ConnectOptions {
   readonly reconnect?: boolean
   /** Failed reconnect attempts in a row before giving up with a final 'close' (default 10). */
   readonly maxReconnects?: number
-  /** The WebSocket class to connect with (default: the global `WebSocket`, else the `ws` package in Node). */
+  /**
+   * The WebSocket class to connect with (default: the global `WebSocket`,
+   * else the `ws` package in Node). It is constructed as `new C(url)`, or
+   * `new C(url, protocols)` when there is a token: a subclass must pass the
+   * second argument on (see WebSocketClass).
+   */
   readonly WebSocket?: WebSocketClass
+  /**
+   * A join token for the server's `--auth` (a JWT), used when `getToken` is
+   * absent. Empty or absent: no token.
+   */
+  readonly token?: string
+  /**
+   * Gives the join token, called before every connection attempt: the first
+   * connect, each reconnect attempt, and each redirect hop (so a short-lived
+   * token is fresh each time, and a server that refused one with HTTP 401
+   * gets a new one on the next attempt). An empty string means no token.
+   * If it throws, rejects or does not answer within `timeoutMs`, the attempt
+   * fails: `connect` rejects with a ConnectError, a reconnect attempt is
+   * retried with backoff.
+   */
+  readonly getToken?: () => string | Promise<string>
 }
+
+/**
+ * The subprotocol entries a token travels in. They must match
+ * BEARER_PROTOCOL and TICKWIRE_PROTOCOL in src/auth/auth.ts (the SDK imports
+ * only proto/).
+ */
+const BEARER_PROTOCOL = 'tickwire.bearer.'
+const TICKWIRE_PROTOCOL = 'tickwire'
+/** What a subprotocol may hold (an HTTP token, RFC 7230 tchar): a JWT (base64url and dots) does. */
+const PROTOCOL_CHARS = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
 /** Redirects followed per connection attempt before giving up (a room being moved around). */
 const MAX_REDIRECTS = 3
@@ -122,15 +158,18 @@ interface SocketLike {
   onclose: ((ev: { code: number; reason: string }) => void) | null
   onerror: ((ev: unknown) => void) | null
 }
-type SocketCtor = new (url: string) => SocketLike
+type SocketCtor = new (url: string, protocols?: string[]) => SocketLike
 
 /**
  * A WebSocket class the SDK can use instead of the platform's: anything
- * constructed from a URL with the browser WebSocket's members (`ws` in Node
- * is one). In Node, pass a subclass of `ws`'s WebSocket to set TLS options,
- * e.g. `class extends WebSocket { constructor(u) { super(u, { ca }) } }`.
+ * constructed from a URL and, when there is a token, the subprotocols
+ * (`tickwire`, `tickwire.bearer.<token>`), with the browser WebSocket's
+ * members (`ws` in Node is one). In Node, pass a subclass of `ws`'s
+ * WebSocket to set TLS options; it must pass the protocols on, or the token
+ * is lost:
+ * `class extends WebSocket { constructor(u: string, p?: string[]) { super(u, p, { ca }) } }`.
  */
-export type WebSocketClass = abstract new (url: string) => unknown
+export type WebSocketClass = abstract new (url: string, protocols?: string[]) => unknown
 
 async function socketCtor(): Promise<SocketCtor> {
   const g = globalThis as { WebSocket?: SocketCtor }
@@ -139,24 +178,85 @@ async function socketCtor(): Promise<SocketCtor> {
   return mod.WebSocket
 }
 
-/** Thrown by `connect` when no WELCOME arrives. `code` is the close code, if the server closed. */
+/**
+ * Thrown by `connect` when no WELCOME arrives. `code` is the close code, if
+ * the connection closed (1006 when it never opened). `status` is the HTTP
+ * status that refused the upgrade (401: no or a bad token, 403: the token
+ * does not allow this room, 503: try later), where the platform tells it:
+ * `ws` in Node does, a browser does not (it sees only 1006).
+ */
 export class ConnectError extends Error {
   override name = 'ConnectError'
   constructor(
     message: string,
     readonly code?: number,
+    readonly status?: number,
+    options?: { cause?: unknown },
   ) {
-    super(message)
+    super(message, options)
   }
+}
+
+/** How each connection attempt is made: the socket class, the WELCOME timeout, where the token comes from. */
+interface Dialer {
+  readonly Ctor: SocketCtor
+  readonly timeoutMs: number
+  readonly token?: string
+  readonly getToken?: () => string | Promise<string>
+}
+
+/**
+ * The subprotocols for one attempt: none without a token (a server without
+ * `--auth` need not answer any), else `tickwire` and the bearer entry.
+ * Errors never include the token.
+ */
+async function protocolsFor(d: Dialer): Promise<string[] | undefined> {
+  let token = d.token ?? ''
+  if (d.getToken) {
+    const get = d.getToken
+    let timer: ReturnType<typeof setTimeout> | undefined
+    try {
+      token = await Promise.race([
+        Promise.resolve().then(get),
+        new Promise<never>((_r, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${d.timeoutMs} ms`)), d.timeoutMs)
+        }),
+      ])
+    } catch (err) {
+      throw new ConnectError(`getToken failed: ${err instanceof Error ? err.message : String(err)}`, undefined, undefined, { cause: err })
+    } finally {
+      clearTimeout(timer)
+    }
+    if (typeof token !== 'string') throw new ConnectError(`getToken returned a ${typeof token}, not a string`)
+  }
+  if (token === '') return undefined
+  if (!PROTOCOL_CHARS.test(token)) throw new ConnectError('the token has characters a WebSocket subprotocol cannot carry (a JWT is base64url and dots)')
+  return [TICKWIRE_PROTOCOL, BEARER_PROTOCOL + token]
+}
+
+/** The HTTP status `ws` reports when a server refuses the upgrade ("Unexpected server response: 401"); browsers tell none. */
+function refusedStatus(ev: unknown): number | undefined {
+  const message = (ev as { message?: unknown } | null)?.message
+  const m = typeof message === 'string' ? /^Unexpected server response: (\d{3})$/.exec(message) : null
+  return m ? Number(m[1]) : undefined
+}
+
+/** What a refusal at the upgrade says (401 and 403 have their own words: the reconnect logic and the app read them). */
+function refusedMessage(status: number): string {
+  if (status === 401) return 'unauthorized (401): no token, or the server refused it'
+  if (status === 403) return 'forbidden (403)'
+  return `refused with HTTP ${status}`
 }
 
 /**
  * Opens one connection and waits for WELCOME, following REDIRECTs (the room
  * lives on another worker) to at most MAX_REDIRECTS other addresses.
  */
-async function open(Ctor: SocketCtor, url: string, timeoutMs: number, cancelled = () => false): Promise<Opened & { redirects: number }> {
+async function open(d: Dialer, url: string, cancelled = () => false): Promise<Opened & { redirects: number }> {
   for (let hop = 0; ; hop++) {
-    const r = await openOnce(Ctor, url, timeoutMs)
+    const protocols = await protocolsFor(d) // every hop: a fresh token
+    if (cancelled()) throw new ConnectError('cancelled')
+    const r = await openOnce(d.Ctor, url, protocols, d.timeoutMs)
     if ('socket' in r) return { ...r, redirects: hop }
     if (cancelled()) throw new ConnectError('cancelled')
     if (hop >= MAX_REDIRECTS) throw new ConnectError(`more than ${MAX_REDIRECTS} redirects`, CloseCode.REDIRECT)
@@ -197,21 +297,28 @@ interface Opened {
   readonly early: Uint8Array[]
 }
 
-function openOnce(Ctor: SocketCtor, url: string, timeoutMs: number): Promise<Opened | { redirect: Redirect }> {
-  const socket = new Ctor(url)
+function openOnce(Ctor: SocketCtor, url: string, protocols: string[] | undefined, timeoutMs: number): Promise<Opened | { redirect: Redirect }> {
+  const socket = protocols ? new Ctor(url, protocols) : new Ctor(url)
   socket.binaryType = 'arraybuffer'
   return new Promise((resolve, reject) => {
     let redirect: Redirect | null = null
+    let status: number | undefined
+    let failure = '' // what the platform said went wrong (ws tells, e.g. "Server sent no subprotocol"; browsers do not)
     const timer = setTimeout(() => {
       socket.close()
       reject(new ConnectError(`no WELCOME within ${timeoutMs} ms`))
     }, timeoutMs)
-    socket.onerror = () => {}
+    socket.onerror = (ev) => {
+      status ??= refusedStatus(ev)
+      const m = (ev as { message?: unknown } | null)?.message
+      if (typeof m === 'string' && failure === '') failure = m
+    }
     socket.onclose = (ev) => {
       clearTimeout(timer)
       if (redirect && ev.code === CloseCode.REDIRECT) return resolve({ redirect })
+      if (status !== undefined) return reject(new ConnectError(refusedMessage(status), ev.code, status))
       const name = closeCodeName(ev.code)
-      reject(new ConnectError(`closed before WELCOME: ${ev.code}${name ? ` ${name}` : ''} ${ev.reason}`, ev.code))
+      reject(new ConnectError(`closed before WELCOME: ${ev.code}${name ? ` ${name}` : ''} ${ev.reason}${failure ? ` (${failure})` : ''}`, ev.code))
     }
     socket.onmessage = (ev) => {
       try {
@@ -257,7 +364,7 @@ export class TickwireClient {
   redirects = 0
   #welcome: Welcome
   #socket: SocketLike
-  readonly #Ctor: SocketCtor
+  readonly #dialer: Dialer
   readonly #url: string
   readonly #opts: ConnectOptions
   #ackPending = false
@@ -277,8 +384,8 @@ export class TickwireClient {
     error: [],
   }
 
-  private constructor(Ctor: SocketCtor, url: string, opts: ConnectOptions, opened: Opened) {
-    this.#Ctor = Ctor
+  private constructor(dialer: Dialer, url: string, opts: ConnectOptions, opened: Opened) {
+    this.#dialer = dialer
     this.#url = url
     this.#opts = opts
     this.#socket = opened.socket
@@ -302,11 +409,17 @@ export class TickwireClient {
    * they carry, or to a worker's port). Rejects with ConnectError on close or
    * timeout. `url` is the public endpoint (e.g. `wss://play.example.com/play`):
    * every later reconnect starts from it again.
+   *
+   * A server refusing the upgrade rejects it with `status` set where the
+   * platform tells it (Node): 401 (no token, or a bad or expired one), 403
+   * (the token does not allow this room). A failing `getToken` rejects it
+   * with a message that says so.
    */
   static async connect(url: string, opts: ConnectOptions = {}): Promise<TickwireClient> {
     const Ctor = opts.WebSocket ? (opts.WebSocket as unknown as SocketCtor) : await socketCtor()
-    const opened = await open(Ctor, TickwireClient.url(url, opts), opts.timeoutMs ?? 5000)
-    const client = new TickwireClient(Ctor, url, opts, opened)
+    const dialer: Dialer = { Ctor, timeoutMs: opts.timeoutMs ?? 5000, token: opts.token, getToken: opts.getToken }
+    const opened = await open(dialer, TickwireClient.url(url, opts), () => false)
+    const client = new TickwireClient(dialer, url, opts, opened)
     client.redirects = opened.redirects
     return client
   }
@@ -384,6 +497,10 @@ export class TickwireClient {
    * Resume if the seat may be held, else (or when refused) join afresh;
    * backoff between failed attempts. Every attempt starts from the
    * application's URL: a redirect target may be the machine that just died.
+   * Each attempt asks `getToken` again. An upgrade refused with HTTP 401
+   * (the token expired meanwhile) is a failed attempt, retried with a fresh
+   * token; one refused with 403 (where the platform tells it) ends the
+   * session: 'close' with 1006 and the reason "forbidden (403)".
    */
   async #reconnect(code: number): Promise<void> {
     this.#reconnecting = true
@@ -394,7 +511,6 @@ export class TickwireClient {
     let room = code === CloseCode.ROOM_MOVED ? w.roomId : this.#opts.room
     let lost = code
     const max = this.#opts.maxReconnects ?? 10
-    const timeout = this.#opts.timeoutMs ?? 5000
     for (let attempt = 1; attempt <= max; attempt++) {
       if (this.#ended) return
       for (const fn of this.#listeners.reconnecting) fn(lost, closeCodeName(lost), attempt)
@@ -404,7 +520,7 @@ export class TickwireClient {
         ? resumeUrl(this.#url, w, this.#opts.name)
         : TickwireClient.url(this.#url, { room, name: this.#opts.name })
       try {
-        const opened = await open(this.#Ctor, url, timeout, () => this.#ended)
+        const opened = await open(this.#dialer, url, () => this.#ended)
         const { socket, welcome } = opened
         this.redirects += opened.redirects
         if (this.#ended) {
@@ -429,13 +545,15 @@ export class TickwireClient {
         if (this.#ended) return
         const c = err instanceof ConnectError ? err.code : undefined
         if (c !== undefined) lost = c
+        // The token does not allow this room: asking again will not change that.
+        if (err instanceof ConnectError && err.status === 403) return this.#finish(c ?? 1006, err.message)
         if (c !== undefined && (RESUME_REFUSED.has(c) || c === CloseCode.ROOM_MOVED) && resume) {
           resume = false // the seat is gone: join afresh at once
           if (c === CloseCode.ROOM_MOVED) room = w.roomId
           attempt--
           continue
         }
-        // No close code (timeout), 1006 (HTTP 503 or a refused connection), a redirect loop while rooms
+        // No close code (timeout, getToken failed), 1006 (HTTP 401 or 503, a refused connection), a redirect loop while rooms
         // move, or a full server: retried with backoff. Any other code ends the session.
         // SERVER_FULL too: the public URL may lead to another, emptier worker next time.
         if (c !== undefined && !RESUMABLE.has(c) && !REJOINABLE.has(c) && c !== CloseCode.REDIRECT && c !== CloseCode.SERVER_FULL) return this.#finish(c, (err as Error).message)

@@ -36,7 +36,23 @@ const knob = $('stick-knob')
 
 const params = new URLSearchParams(location.search)
 const name = params.get('name') ?? `guest${Math.floor(Math.random() * 1000)}`
+// A page served over https: plays over wss: (a browser refuses ws: from a secure page anyway).
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/play`
+/**
+ * The join token for a server with `--auth`: the game's site links here with
+ * `?token=<jwt>`. It is handed to the SDK (which sends it in
+ * Sec-WebSocket-Protocol, not in the URL), taken out of the address bar at
+ * once (the address bar is the invite link, and it is kept in history) and
+ * never logged or shown. The same token serves every reconnect: when it has
+ * expired the server refuses it, and the page keeps retrying until it is
+ * reloaded with a fresh one.
+ */
+const token = params.get('token') ?? undefined
+if (token !== undefined) {
+  const clean = new URL(location.href)
+  clean.searchParams.delete('token')
+  history.replaceState(null, '', clean)
+}
 
 let connection: Connection = 'connecting'
 let client: TickwireClient | null = null
@@ -217,7 +233,7 @@ async function connect(): Promise<void> {
     world = ((await res.json()) as Info).world
     // The address bar holds the room (the one asked for, or the one quick play gave us).
     const room = new URLSearchParams(location.search).get('room') ?? undefined
-    attach(await TickwireClient.connect(wsUrl, { room, name }))
+    attach(await TickwireClient.connect(wsUrl, { room, name, token }))
     attempt = 0
   } catch {
     attempt++
