@@ -5,9 +5,11 @@
  * through the balancer with a route, never to a direct port.
  */
 import { unpack } from 'msgpackr'
+import { SignJWT } from 'jose'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { MsgType } from '../proto/index.js'
+import { TickwireClient } from '../src/client/index.js'
 import { freeDirectPort, startLb } from './helpers/lb.js'
 import { startMachine } from './helpers/machines.js'
 import { join, scrape, TrustedWs, waitTogether, type Player } from './helpers/players.js'
@@ -71,3 +73,47 @@ for (const kind of ['haproxy', 'nginx'] as const) {
   })
 }
 
+
+t.test('behind HAProxy with TLS and --auth required: an authenticated player is redirected to its room and plays', { timeout: 120_000 }, async (t) => {
+  const host = '127.0.1.4'
+  const secret = 'an-hs256-secret-of-at-least-32-chars!'
+  const port = await freeDirectPort([host], 1)
+  let directPort = await freeDirectPort([host], WORKERS)
+  while (directPort <= port && port < directPort + WORKERS) directPort = await freeDirectPort([host], WORKERS)
+  const lb = await startLb({ kind: 'haproxy', nodes: [{ id: 'auth', host }], workers: WORKERS, directPort, checkInterMs: 500 })
+  t.teardown(() => lb.stop())
+  let metricsPort = await freeDirectPort([host], 1)
+  while (metricsPort === port || (metricsPort >= directPort && metricsPort < directPort + WORKERS)) metricsPort = await freeDirectPort([host], 1)
+  const m = await startMachine({
+    id: 'auth', host, workers: WORKERS, port, directPort, metricsPort, publicUrl: lb.wsUrl,
+    args: ['--aoi-radius', '100000', '--max-visible', '256', '--auth', 'required', '--auth-secret', secret, '--auth-audience', 'tickwire'],
+  })
+  t.teardown(() => m.kill())
+  for (const w of lb.workers) await lb.waitServer(w.name, 'UP', 30_000)
+  TrustedWs.ca = lb.ca
+  const key = new TextEncoder().encode(secret)
+  let minted = 0
+  // A fresh short-lived token for every connection attempt and redirect hop, as a game backend would hand out.
+  const tokenFor = (sub: string) => async () => {
+    minted++
+    return new SignJWT({ sub, name: sub.toUpperCase() }).setProtectedHeader({ alg: 'HS256' }).setAudience('tickwire').setExpirationTime('1m').sign(key)
+  }
+  const players: Player[] = []
+  t.teardown(() => {
+    for (const p of players) p.c.close()
+  })
+  for (let i = 0; i < 4; i++) await join(lb.wsUrl, 'club', `ignored${i}`, players, { getToken: tokenFor(`p${i}`) })
+  await waitTogether(players, 20_000, 'the four authenticated friends to be together')
+  const redirects = players.reduce((n, p) => n + p.c.redirects, 0)
+  t.ok(redirects > 0, `${redirects} were redirected through the balancer, each hop with a fresh token`)
+  t.equal(minted, 4 + redirects, 'one token per connection: first connects and redirect hops')
+  const metrics = await scrape(m)
+  t.equal(metrics.get('tickwire_auth_accepted_total'), 4 + redirects, 'every upgrade verified its token')
+  t.equal(metrics.get('tickwire_redirects_total{kind="route"}'), redirects)
+  // Without a token the balancer's public URL refuses the upgrade before any seat.
+  const none = await TickwireClient.connect(lb.wsUrl, { room: 'club', WebSocket: TrustedWs, reconnect: false }).then(
+    (c) => (c.close(), 0),
+    (err: { status?: number }) => err.status ?? -1,
+  )
+  t.equal(none, 401, 'no token: 401 through the balancer')
+})

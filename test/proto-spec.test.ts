@@ -457,6 +457,7 @@ t.test('every documented 400 body is what parseJoinQuery answers', async (t) => 
     [`name=${'x'.repeat(MAX_NAME_BYTES + 1)}`]: 'name long', 'name=a%07': 'name control',
     'player=1': 'resume', 'room=r&player=x&resume=t': 'player', [`room=r&player=1&resume=${'t'.repeat(MAX_TOKEN_CHARS + 1)}`]: 'resume long',
     'route=': 'route', 'route=a/b': 'route', [`route=${'r'.repeat(65)}`]: 'route',
+    'token=': 'token', [`token=${'t'.repeat(4097)}`]: 'token',
   }
   const seen = new Set<string>()
   for (const q of Object.keys(bad)) {

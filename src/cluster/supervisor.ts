@@ -17,6 +17,7 @@ import { ConfigError, defaultNodeId, type Config } from '../config.js'
 import type { Logger } from '../log.js'
 import { serveMetrics, type MetricsEndpoint } from '../net/metrics-http.js'
 import { counter } from '../metrics/registry.js'
+import { checkTls } from '../net/tls.js'
 import { assertNativeUws } from '../net/uws.js'
 import { hostname } from 'node:os'
 import { workerName, type RoomDirectory, type WorkerAddress } from '../directory/directory.js'
@@ -90,6 +91,7 @@ interface Slot {
 /** Starts `opts.workers` workers and the metrics endpoint; resolves once all workers serve. */
 export async function startSupervisor(config: Config, opts: SupervisorOptions): Promise<Supervisor> {
   assertNativeUws() // fail here, once, rather than in every worker
+  checkTls(config, opts.log) // a certificate that cannot be loaded: one clear error (and one expiry warning), before any fork
   const { log } = opts
   const n = opts.workers
   const script = opts.script ?? fileURLToPath(new URL('../main.js', import.meta.url))

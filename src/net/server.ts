@@ -176,7 +176,7 @@ export class GameServer {
     }
     rooms.onError = (room, err) => this.#closeFailedRoom(room, err)
     if (deps.directory) deps.directory.onLost = (id) => this.#roomMoved(id)
-    this.#app = createApp(opts)
+    this.#app = createApp(opts, log)
     this.#app.ws<Conn>('/play', {
       compression: uWS.DISABLED,
       maxPayloadLength: opts.maxMessageBytes,

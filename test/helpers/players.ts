@@ -4,7 +4,7 @@
  * gaps between frames, and checks that a room's players are seated together.
  */
 import { WebSocket as WsSocket } from 'ws'
-import { TickwireClient } from '../../src/client/index.js'
+import { TickwireClient, type ConnectOptions } from '../../src/client/index.js'
 import type { Machine } from './machines.js'
 import { parseSamples, sleep } from './server.js'
 
@@ -24,13 +24,13 @@ export interface Player {
 /** `ws` trusting the balancer's self-signed certificate (the SDK's WebSocket option). */
 export class TrustedWs extends WsSocket {
   static ca = ''
-  constructor(url: string) {
-    super(url, { ca: TrustedWs.ca })
+  constructor(url: string, protocols?: string[]) {
+    super(url, protocols, { ca: TrustedWs.ca })
   }
 }
 
-export async function join(url: string, room: string | undefined, name: string, players: Player[]): Promise<Player> {
-  const c = await TickwireClient.connect(url, { room, name, timeoutMs: 10_000, maxReconnects: 30, WebSocket: TrustedWs })
+export async function join(url: string, room: string | undefined, name: string, players: Player[], more: ConnectOptions = {}): Promise<Player> {
+  const c = await TickwireClient.connect(url, { room, name, timeoutMs: 10_000, maxReconnects: 30, WebSocket: TrustedWs, ...more })
   const p: Player = { c, room: c.welcome.roomId, codes: [], rejoins: 0, resumes: 0, lastFrameAt: performance.now(), maxGapMs: 0, maxTickGap: 0, lastTick: 0 }
   c.on('state', (frame) => {
     const now = performance.now()
