@@ -5,7 +5,10 @@
  * one gives the game the player's identity and the wire the token's name;
  * resume tokens bind to `sub`; no token ever reaches the log.
  */
-import { SignJWT } from 'jose'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { SignJWT, exportSPKI, generateKeyPair } from 'jose'
 import t, { type Test } from 'tap'
 import { WebSocket } from 'ws'
 import { MsgType, decodeServerMessage, type Welcome } from '../proto/index.js'
@@ -182,3 +185,45 @@ t.test('--auth off (the default): a token is ignored and never echoed', async (t
   t.equal(o.protocol, 'tickwire', 'answered with the tickwire subprotocol')
   o.ws.close()
 })
+
+for (const alg of ['ES256', 'EdDSA'] as const) {
+  t.test(`--auth-algorithm ${alg} with a public key file: a valid token plays; algorithm confusion, tampering, nbf and iss are refused before any seat`, async (t) => {
+    const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true })
+    const pem = await exportSPKI(publicKey)
+    const dir = mkdtempSync(join(tmpdir(), 'tickwire-auth-'))
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+    const file = join(dir, 'jwt.pub')
+    writeFileSync(file, pem)
+    const lines: string[] = []
+    const tw = await startTest({ auth: 'required', authAlgorithm: alg, authPublicKey: file, authIssuer: 'backend' }, { log: createLogger('debug', (l) => lines.push(l)) })
+    t.teardown(() => tw.stop())
+    const signed = (claims: Record<string, unknown>, build: (j: SignJWT) => SignJWT = (j) => j) =>
+      build(new SignJWT(claims).setProtectedHeader({ alg }).setIssuer('backend').setExpirationTime('5m')).sign(privateKey)
+    const good = await signed({ sub: 'dee', name: 'Dee' })
+    const [h, , sig] = good.split('.') as [string, string, string]
+    const tampered = `${h}.${Buffer.from(JSON.stringify({ sub: 'admin', iss: 'backend', exp: Math.floor(Date.now() / 1000) + 300 })).toString('base64url')}.${sig}`
+    // Algorithm confusion: HS256 "signed" with the public key's PEM bytes, as a naive verifier would accept.
+    const confused = await new SignJWT({ sub: 'dee' }).setProtectedHeader({ alg: 'HS256' }).setIssuer('backend').setExpirationTime('5m').sign(new TextEncoder().encode(pem))
+    const cases: [string, string, string][] = [
+      ['algorithm confusion', confused, 'algorithm'],
+      ['tampered payload', tampered, 'signature'],
+      ['not yet valid', await signed({ sub: 'dee' }, (j) => j.setNotBefore('10m')), 'not_yet_valid'],
+      ['wrong issuer', await new SignJWT({ sub: 'dee' }).setProtectedHeader({ alg }).setIssuer('someone-else').setExpirationTime('5m').sign(privateKey), 'issuer'],
+      ['no sub', await signed({ name: 'nobody' }), 'malformed'],
+    ]
+    for (const [what, token] of cases) {
+      const o = await attempt(tw.url, { room: 'k' }, token)
+      t.ok('status' in o && o.status === 401, `${what}: 401`)
+    }
+    t.equal(tw.rooms.players, 0, 'no seat taken by any of them')
+    const m = parseSamples(await tw.metrics.text())
+    for (const [what, , reason] of cases) t.ok((m.get(`tickwire_auth_refused_total{reason="${reason}"}`) ?? 0) >= 1, `${what}: counted as ${reason}`)
+    const ok = await attempt(tw.url, { room: 'k', name: 'q' }, good)
+    if (!isWelcome(ok)) throw new Error(`${alg} token not welcomed: ${JSON.stringify(ok)}`)
+    t.equal(tw.rooms.byId.get('k')?.seats[0]?.name, 'Dee', `a valid ${alg} token plays, with its name`)
+    ok.ws.close()
+    const logged = lines.join('\n')
+    for (const [, token] of cases) t.notOk(logged.includes(token), 'no token in the log')
+    t.notOk(logged.includes(good), 'nor the good one')
+  })
+}
