@@ -217,6 +217,12 @@ function crossCheck(c: Config): void {
   if (!(AUTH_ALGORITHMS as readonly string[]).includes(c.authAlgorithm)) {
     throw new ConfigError(`--auth-algorithm: got ${JSON.stringify(c.authAlgorithm)}, expected one of ${AUTH_ALGORITHMS.join(', ')}`)
   }
+  if (c.tlsPassphrase !== '' && c.tlsKey === '') throw new ConfigError('--tls-passphrase is for --tls-key: set --tls-cert and --tls-key too, or drop it')
+  if (c.auth === 'off') {
+    // Fail closed: key material without --auth is a forgotten --auth required, not a choice to let everyone in.
+    const set = (['authSecret', 'authPublicKey', 'authJwks', 'authIssuer', 'authAudience'] as const).filter((k) => c[k] !== '')
+    if (set.length > 0) throw new ConfigError(`${set.map(flagName).join(', ')} set but --auth is off (anyone may join): set --auth optional or required, or drop ${set.length > 1 ? 'them' : 'it'}`)
+  }
   if (c.auth !== 'off') {
     if (c.authAlgorithm === 'HS256') {
       if (c.authSecret.length < 32) throw new ConfigError(`--auth ${c.auth} with HS256 needs --auth-secret of at least 32 characters (got ${c.authSecret.length})`)

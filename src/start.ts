@@ -203,6 +203,10 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
 /** The join-token verifier for `--auth` (jose is loaded only then); a key that cannot be loaded is a config error (exit 2). */
 async function loadVerifier(config: Config, log: Logger): Promise<Verifier> {
   const { createVerifier } = await import('./auth/jwt.js')
+  if (config.authAlgorithm !== 'HS256' && config.authAudience === '') {
+    // A public key or an IdP's key set signs tokens for other apps too: only `aud` says a token is for this one.
+    log.warn('--auth with a public key or JWKS and no --auth-audience: tokens the same issuer signs for other applications are accepted too', { algorithm: config.authAlgorithm })
+  }
   try {
     return await createVerifier({
       algorithm: config.authAlgorithm as AuthAlgorithm,

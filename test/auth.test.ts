@@ -65,20 +65,23 @@ t.test('valid tokens of each algorithm verify to the right Identity', async (t) 
     const out = await v.verify(await token(alg, { name: 'Ålice', roles: ['mod', 'beta'], room: 'lobby-*', exp }))
     t.same(out, { ok: true, identity: { sub: 'player-1', name: 'Ålice', roles: ['mod', 'beta'], room: 'lobby-*', expiresAt: exp * 1000 } }, alg)
   }
-  // Defaults: name from sub (cut to 32 bytes on a character boundary), no roles, any room, no expiry.
+  // Defaults: name from sub (cut to 32 bytes on a character boundary), no roles, any room.
   const v = verifiers.HS256
   const sub = 'é'.repeat(20) // 40 bytes
-  const out = await v.verify(await token('HS256', { sub, exp: undefined }))
+  const exp = now() + 600
+  const out = await v.verify(await token('HS256', { sub, exp }))
   t.ok(out.ok, JSON.stringify(out))
   const id = (out as { identity: Identity }).identity
   t.equal(id.name, 'é'.repeat(16))
   t.equal(id.sub, sub)
   t.same(id.roles, [])
   t.equal(id.room, null)
-  t.equal(id.expiresAt, 0)
+  t.equal(id.expiresAt, exp * 1000)
+  // A join token without `exp` would be good forever: refused.
+  t.same(await v.verify(await token('HS256', { sub, exp: undefined })), { ok: false, status: 401, reason: 'malformed' }, 'no exp: refused')
   // Without --auth-issuer / --auth-audience those claims are not asked for.
   const open = await createVerifier(opts('HS256', { secret: SECRET, issuer: '', audience: '' }))
-  t.ok((await open.verify(await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'HS256' }).sign(signingKey('HS256')))).ok)
+  t.ok((await open.verify(await new SignJWT({ sub: 'x' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(signingKey('HS256')))).ok)
   // A closed verifier refuses everything.
   v.close()
   refused(t, await v.verify(await token('HS256')), AuthFailure.KEYS, 503)
@@ -330,4 +333,13 @@ t.test('a storm past maxInFlight waits its turn: every token verifies, the bad o
   t.equal(outs.filter((o) => o.ok).length, 200)
   t.equal(outs.filter((o) => !o.ok && o.reason === AuthFailure.EXPIRED).length, 100)
   t.ok((await v.verify(good)).ok, 'slots are all given back')
+})
+
+t.test('a room pattern of many stars is matched in linear time (no regex backtracking)', async (t) => {
+  const identity: Identity = { sub: 's', name: 's', roles: [], room: '*a'.repeat(16), expiresAt: 0 }
+  const t0 = performance.now()
+  t.notOk(roomAllowed(identity, `${'a'.repeat(31)}b`))
+  t.ok(roomAllowed({ ...identity, room: '*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a' }, 'a'.repeat(32)))
+  const ms = performance.now() - t0
+  t.ok(ms < 50, `${ms.toFixed(2)} ms for the worst case (a backtracking regex took seconds)`)
 })

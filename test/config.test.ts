@@ -99,3 +99,16 @@ t.test('many-machines options: --redis-url needs --resume-secret; bad URLs and n
   t.throws(() => parseConfig(['--node-ttl', '0.1']), { message: /--node-ttl \(nodeTtl\): got 0.1, expected 0.5 to 600 s/ })
   t.throws(() => parseConfig(['--directory-timeout', '0']), { message: /--directory-timeout/ })
 })
+
+t.test('TLS and auth options: pairs, modes, algorithms, keys; key material without --auth fails closed', async (t) => {
+  const s32 = 's'.repeat(32)
+  t.throws(() => parseConfig(['--tls-cert', 'a.pem']), { message: /--tls-cert and --tls-key go together/ })
+  t.throws(() => parseConfig(['--tls-passphrase', 'x']), { message: /--tls-passphrase is for --tls-key/ })
+  t.throws(() => parseConfig(['--auth', 'maybe']), { message: /--auth: got "maybe", expected one of off, optional, required/ })
+  t.throws(() => parseConfig(['--auth', 'required', '--auth-algorithm', 'HS512', '--auth-secret', s32]), { message: /--auth-algorithm: got "HS512"/ })
+  t.throws(() => parseConfig(['--auth', 'required']), { message: /needs --auth-secret of at least 32 characters/ })
+  t.throws(() => parseConfig(['--auth', 'required', '--auth-algorithm', 'ES256']), { message: /needs exactly one of --auth-public-key and --auth-jwks/ })
+  t.throws(() => parseConfig(['--auth', 'required', '--auth-algorithm', 'ES256', '--auth-public-key', 'k.pem', '--auth-secret', s32]), { message: /--auth-secret is for HS256 only/ })
+  t.throws(() => parseConfig([], { TICKWIRE_AUTH_SECRET: s32 }), { message: /--auth-secret set but --auth is off \(anyone may join\)/ })
+  t.equal(parseConfig(['--auth', 'required', '--auth-secret', s32]).config.auth, 'required')
+})

@@ -16,13 +16,13 @@ function ok(raw: string): JoinQuery {
 }
 
 t.test('v: absent is protocol 2; 2 and 3 are accepted', async (t) => {
-  t.same(ok(''), { version: 2, room: null, name: '', resume: null, route: null }, 'an old client\'s empty query')
-  t.same(ok('room=lobby&name=ada'), { version: 2, room: 'lobby', name: 'ada', resume: null, route: null }, 'an old client\'s join')
+  t.same(ok(''), { version: 2, room: null, name: '', resume: null, route: null, token: null }, 'an old client\'s empty query')
+  t.same(ok('room=lobby&name=ada'), { version: 2, room: 'lobby', name: 'ada', resume: null, route: null, token: null }, 'an old client\'s join')
   t.equal(ok('v=2').version, 2)
   t.equal(ok('v=3').version, 3)
   t.equal(ok(`v=${PROTOCOL_VERSION}`).version, PROTOCOL_VERSION, 'the SDK\'s version')
   t.equal(ok('v=3&v=9').version, 3, 'the first of a repeated parameter counts')
-  t.same(ok('room=lobby&player=7&resume=tok&v=3'), { version: 3, room: 'lobby', name: '', resume: { player: 7, token: 'tok' }, route: null }, 'a v3 resume')
+  t.same(ok('room=lobby&player=7&resume=tok&v=3'), { version: 3, room: 'lobby', name: '', resume: { player: 7, token: 'tok' }, route: null, token: null }, 'a v3 resume')
 })
 
 t.test('v: anything but a supported decimal integer is refused, before the other parameters', async (t) => {
@@ -46,5 +46,12 @@ t.test('a REDIRECT url\'s query, with the client\'s parameters added, parses', a
   // What the SDK sends after a protocol 3 REDIRECT: the url's room and route, then its own name, v and resume.
   const u = new URL('wss://play.example.com/play?room=lobby&route=m2-1')
   for (const [k, v] of new URLSearchParams('name=ada&v=3&player=4&resume=abc')) u.searchParams.append(k, v)
-  t.same(ok(u.search.slice(1)), { version: 3, room: 'lobby', name: 'ada', resume: { player: 4, token: 'abc' }, route: 'm2-1' })
+  t.same(ok(u.search.slice(1)), { version: 3, room: 'lobby', name: 'ada', resume: { player: 4, token: 'abc' }, route: 'm2-1', token: null })
+})
+
+t.test('token: a join token for clients that cannot set a subprotocol, 1-4096 characters', async (t) => {
+  const q = parseJoinQuery('room=r&token=a.b.c')
+  t.ok(!('problem' in q) && q.token === 'a.b.c', 'carried as given')
+  t.same(parseJoinQuery('token='), { problem: 'token must be 1-4096 characters' })
+  t.same(parseJoinQuery(`token=${'t'.repeat(4097)}`), { problem: 'token must be 1-4096 characters' })
 })

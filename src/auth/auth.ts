@@ -82,15 +82,43 @@ export function tokenOf(protocolHeader: string, queryToken: string | null): { to
     if (v.startsWith(BEARER_PROTOCOL)) token ??= v.slice(BEARER_PROTOCOL.length)
     else if (v !== '') others.push(v)
   }
-  if (token === null) return { token: queryToken, protocol: protocolHeader }
-  return { token, protocol: others.includes(TICKWIRE_PROTOCOL) ? TICKWIRE_PROTOCOL : (others[0] ?? '') }
+  // One answer (uWS would send the whole header, or its first entry): tickwire if offered, else the first one.
+  return { token: token ?? queryToken, protocol: others.includes(TICKWIRE_PROTOCOL) ? TICKWIRE_PROTOCOL : (others[0] ?? '') }
 }
+
+const ID_CHARS = /^[A-Za-z0-9_-]*$/
 
 /** Whether `identity` may join room `roomId` (null: quick play, which a token bound to a room does not allow). */
 export function roomAllowed(identity: Identity, roomId: string | null): boolean {
   if (identity.room === null) return true
   if (roomId === null) return false
-  if (!identity.room.includes('*')) return identity.room === roomId
-  const re = new RegExp(`^${identity.room.split('*').map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('[A-Za-z0-9_-]*')}$`)
-  return re.test(roomId)
+  return wildcardMatch(identity.room, roomId)
+}
+
+/**
+ * `pattern` (with `*`: any run of characters) matches all of `text`. Linear
+ * in practice (the classic backtrack-to-the-last-star walk, O(n x m) at
+ * worst on 32-character ids), never a regex: a claim like `*a*a*a...` must
+ * not stall the worker that checks it.
+ */
+export function wildcardMatch(pattern: string, text: string): boolean {
+  if (!ID_CHARS.test(text)) return false // `*` stands for room-id characters only
+  let p = 0
+  let t = 0
+  let star = -1
+  let mark = 0
+  while (t < text.length) {
+    if (p < pattern.length && pattern[p] !== '*' && pattern[p] === text[t]) {
+      p++
+      t++
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++
+      mark = t
+    } else if (star >= 0) {
+      p = star + 1
+      t = ++mark
+    } else return false
+  }
+  while (p < pattern.length && pattern[p] === '*') p++
+  return p === pattern.length
 }

@@ -292,6 +292,7 @@ export async function createVerifier(o: VerifierOptions): Promise<Verifier> {
   const { key, warm } = await loadKey(o)
   const options: JWTVerifyOptions = {
     algorithms: [o.algorithm], // pinned: the token's header never picks the algorithm
+    requiredClaims: ['exp'], // join tokens are short-lived: one without an expiry would be good forever
     clockTolerance: o.clockToleranceSeconds,
     ...(o.issuer !== '' ? { issuer: o.issuer } : {}),
     ...(o.audience !== '' ? { audience: o.audience } : {}),

@@ -112,9 +112,10 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
   }
   // Only this supervisor's workers may share the public port: refuse one another process holds (see ports.ts).
   await assertPortFree(config.host, config.port)
-  // Direct ports resolved here, so each worker's address is known before it starts (the directory names it).
+  // Fixed direct ports, or 0: each worker binds a free one itself (picking one here and binding it in the worker
+  // would race other processes for it) and reports it when ready.
   const directPorts: number[] = []
-  for (let i = 0; i < n; i++) directPorts.push(directBase !== 0 ? directBase + i : await freePort(config.host))
+  for (let i = 0; i < n; i++) directPorts.push(directBase !== 0 ? directBase + i : 0)
   // Without Redis the supervisor keeps the directory (one machine); with it, every worker talks to Redis itself.
   const directory = config.redisUrl === '' ? new MemoryDirectory(n, { maxPerAddress: config.maxRoomsPerAddress, maxPending: PENDING_PER_ROOM * config.maxRooms * n, maxRooms: config.maxRooms }) : null
   const addressOf = (slot: number): WorkerAddress | null => {

@@ -4,7 +4,8 @@
  * port, answers directory and metrics requests, reports its load, and drains
  * when told to (or when the supervisor disappears).
  */
-import { ConfigError } from '../config.js'
+import { ConfigError, type Config } from '../config.js'
+import type { RedisDirectoryOptions } from '../directory/redis.js'
 import { DirectoryStats, DirectoryUnavailable, PENDING_PER_ROOM, type LocateResult, type RoomDirectory, type WorkerAddress } from '../directory/directory.js'
 import { arena } from '../games/arena.js'
 import { createLogger, withFields, type Logger } from '../log.js'
@@ -73,6 +74,62 @@ class IpcDirectory implements RoomDirectory {
   }
 }
 
+/** The Redis directory's options from the config. */
+function redisOptions(config: Config, self: WorkerAddress, log: Logger): RedisDirectoryOptions {
+  return {
+    url: config.redisUrl,
+    self,
+    nodeTtlMs: config.nodeTtl * 1000,
+    timeoutMs: config.directoryTimeout * 1000,
+    maxClaimsPerAddress: config.maxRoomsPerAddress,
+    // As the supervisor's directory caps them: room for bursts, not for a flood.
+    maxPendingClaims: PENDING_PER_ROOM * config.maxRooms,
+    log,
+  }
+}
+
+/**
+ * Stands in for the Redis directory while the worker binds its direct port
+ * (the node record must name it): lookups answer unavailable, rooms opened
+ * meanwhile (quick play) are registered once the real one is attached.
+ */
+class DeferredDirectory implements RoomDirectory {
+  readonly self: WorkerAddress
+  readonly stats = new DirectoryStats()
+  onLost: (id: string) => void = () => {}
+  #real: RoomDirectory | null = null
+  readonly #opened = new Set<string>()
+
+  constructor(self: WorkerAddress) {
+    this.self = self
+  }
+
+  attach(real: RoomDirectory): void {
+    this.#real = real
+    real.onLost = (id) => this.onLost(id)
+    for (const id of this.#opened) real.opened(id)
+    this.#opened.clear()
+  }
+
+  locate(id: string, create: boolean, address: string, canHost?: boolean): Promise<LocateResult> {
+    return this.#real ? this.#real.locate(id, create, address, canHost) : Promise.reject(new DirectoryUnavailable('room directory: still connecting'))
+  }
+
+  opened(id: string): void {
+    if (this.#real) this.#real.opened(id)
+    else this.#opened.add(id)
+  }
+
+  closed(id: string): void {
+    if (this.#real) this.#real.closed(id)
+    else this.#opened.delete(id)
+  }
+
+  close(timeoutMs?: number): Promise<void> {
+    return this.#real ? this.#real.close(timeoutMs) : Promise.resolve()
+  }
+}
+
 export interface WorkerOptions {
   /** The game this worker runs; default: the reference arena. Every worker of a deployment must run the same game. */
   readonly game?: Game
@@ -119,22 +176,18 @@ async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions
   const host = config.advertiseHost !== '' ? config.advertiseHost : config.host === '0.0.0.0' || config.host === '::' ? '' : config.host
   const self: WorkerAddress = { name: init.name, host, port: init.directPort }
   let directory: RoomDirectory | null = null
+  let deferred: DeferredDirectory | null = null
   let ipc: IpcDirectory | null = null
   let tw: Tickwire
   try {
-    if (config.redisUrl !== '') {
+    if (config.redisUrl !== '' && init.directPort === 0) {
+      // A direct port the kernel picks is known only once bound: the Redis directory (whose node record names it)
+      // connects right after start(); until then named joins that need it get 503 (a moment at start).
+      directory = deferred = new DeferredDirectory(self)
+    } else if (config.redisUrl !== '') {
       // Loaded only when asked for: one machine never loads the Redis client.
       const { RedisDirectory } = await import('../directory/redis.js')
-      directory = await RedisDirectory.connect({
-        url: config.redisUrl,
-        self,
-        nodeTtlMs: config.nodeTtl * 1000,
-        timeoutMs: config.directoryTimeout * 1000,
-        maxClaimsPerAddress: config.maxRoomsPerAddress,
-        // As the supervisor's directory caps them: room for bursts, not for a flood.
-        maxPendingClaims: PENDING_PER_ROOM * config.maxRooms,
-        log,
-      })
+      directory = await RedisDirectory.connect(redisOptions(config, self, log))
     } else directory = ipc = new IpcDirectory(self, config.directoryTimeout * 1000)
     tw = await start(config, {
       game: opts.game ?? arena,
@@ -143,6 +196,10 @@ async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions
       secret: Buffer.from(init.secret, 'hex'),
       directPort: init.directPort,
     })
+    if (deferred) {
+      const { RedisDirectory } = await import('../directory/redis.js')
+      deferred.attach(await RedisDirectory.connect({ ...redisOptions(config, { ...self, port: tw.directPort }, log), stats: deferred.stats }))
+    }
   } catch (err) {
     void directory?.close(500)
     send({ t: 'failed', error: (err as Error).message, config: err instanceof ConfigError })

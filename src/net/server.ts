@@ -138,6 +138,8 @@ export class GameServer {
     this.#seating = new Seating(rooms, this.#book, this.#holds, tokens, this.stats, this.#events, log, opts)
     const game = rooms.game
     this.#input = new InputHandler(opts, game.input, this.stats, this.#events)
+    // Fail closed: a server told to check tokens never runs without its verifier.
+    if (opts.auth !== AuthMode.OFF && !deps.verifier) throw new Error(`--auth ${opts.auth} needs a verifier of join tokens`)
     this.#upgrades = new Upgrades({
       rooms,
       book: this.#book,

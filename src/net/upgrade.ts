@@ -155,7 +155,7 @@ export class Upgrades {
         if (up.aborted) return d.book.disconnected(addr, performance.now())
         res.cork(() => this.#authRefused(up, 503, AuthFailure.KEYS))
       },
-    )
+    ).catch((err: Error) => d.log.error('upgrade failed after the token check', { error: err.stack ?? err.message })) // never an unhandled rejection
   }
 
   /** A token refused: 401, 403 or 503 before any seat or room is touched; counted and logged by reason, never with the token. */

@@ -63,6 +63,8 @@ export interface PlayerIdentity {
   readonly sub: string
   /** The token's `roles` (e.g. `admin`, `spectator`): the game decides what they mean. */
   readonly roles: readonly string[]
+  /** The token's `room`: the room id or `*` pattern it allows; null: any. */
+  readonly room: string | null
 }
 
 /** One room's rules. All calls happen on the tick thread, never concurrently. */
