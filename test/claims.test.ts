@@ -5,10 +5,12 @@
  * through the other machine is created there right away (before, the refused
  * claim pinned the id to the full machine for its 10 s lifetime).
  */
+import { createClient } from 'redis'
 import t from 'tap'
 import { ConnectError, TickwireClient } from '../src/client/index.js'
 import { freeDirectPort } from './helpers/lb.js'
-import { startMachine } from './helpers/machines.js'
+import { startCluster } from './helpers/cluster.js'
+import { SECRET, startMachine } from './helpers/machines.js'
 import { startRedis } from './helpers/redis.js'
 
 const HOSTS = ['127.0.1.7', '127.0.1.8'] as const
@@ -47,4 +49,26 @@ t.test('a worker at --max-rooms claims nothing: the room is created on the other
   const friend = await TickwireClient.connect(url(HOSTS[0]), { room: 'b', reconnect: false })
   t.teardown(() => friend.close())
   t.equal(friend.redirects, 1, 'a friend asking the full machine for room b is redirected to where it lives')
+})
+
+t.test('Redis with direct ports the kernel picks: each node record names the port its worker bound, and redirects reach it', { timeout: 120_000 }, async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const c = await startCluster(2, ['--redis-url', redis.url, '--resume-secret', SECRET, '--node-id', 'picked'])
+  t.teardown(() => c.child.kill('SIGKILL'))
+  const r = createClient({ url: redis.url })
+  await r.connect()
+  t.teardown(() => r.destroy())
+  const ports = await Promise.all([0, 1].map(async (i) => (JSON.parse((await r.get(`tickwire:node:picked-${i}`)) ?? '{}') as { port?: number }).port))
+  t.same(ports, c.directPorts, `node records name the bound direct ports ${c.directPorts.join(', ')}`)
+  // Friends of one room through the shared port: some land on the other worker and follow its direct port.
+  const friends = await Promise.all(Array.from({ length: 6 }, () => TickwireClient.connect(c.url, { room: 'picked', reconnect: false })))
+  t.teardown(() => {
+    for (const f of friends) f.close()
+  })
+  const counts = await Promise.all(friends.map((f) => new Promise<number>((resolve) => {
+    f.on('pong', (_rtt, n) => resolve(n))
+    f.ping()
+  })))
+  t.same(counts, Array(6).fill(6), 'all six in one room')
 })
