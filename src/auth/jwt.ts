@@ -208,10 +208,21 @@ function remoteKeys(url: URL, o: VerifierOptions): { getKey: JWTVerifyGetKey; wa
     return stale
   }
   const getKey: JWTVerifyGetKey = async (header, token) => {
-    if (performance.now() - failedAt < retryMs) {
-      if (stale) return stale(header, token)
-      throw new KeysUnavailable('JWKS fetch failed recently')
+    if (stale) {
+      // Stale-while-revalidate: during an outage joins verify with the last keys at once; one background
+      // refetch per retryMs, never awaited by a join (else each would wait out the fetch timeout).
+      if (performance.now() - failedAt >= retryMs) {
+        failedAt = performance.now()
+        remote.reload().then(
+          () => {
+            stale = null
+          },
+          (err: unknown) => void onFailure(err),
+        )
+      }
+      return stale(header, token)
     }
+    if (performance.now() - failedAt < retryMs) throw new KeysUnavailable('JWKS fetch failed recently')
     try {
       const key = await remote(header, token)
       stale = null
