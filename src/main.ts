@@ -120,6 +120,7 @@ export { startSupervisor, type Supervisor, type SupervisorOptions, type WorkerIn
 export { runWorker, type WorkerOptions } from './cluster/worker.js'
 export { ConfigError, parseConfig, type Config } from './config.js'
 export { arena } from './games/arena.js'
+export { createLogger, type Logger, type LogLevel } from './log.js'
 export type { Game, GameRoom, PlayerIdentity, RoomContext, RoomLayout } from './sim/game.js'
 export type { Grid } from './sim/grid.js'
 export type { World } from './sim/world.js'
