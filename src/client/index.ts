@@ -30,13 +30,16 @@
  */
 import {
   CloseCode,
+  MAX_NAME_BYTES,
   MsgType,
   PROTOCOL_VERSION,
+  ROOM_ID_PATTERN,
   closeCodeName,
   decodeServerMessage,
   encodeAck,
   encodeInput,
   encodePing,
+  type InputSpec,
   type Redirect,
   type ServerMessage,
   type StateFrame,
@@ -617,8 +620,22 @@ export class TickwireClient {
    * Sends an input (integers, in the order of `welcome.input`); carries the
    * ack of the newest tick. Returns its sequence number. While reconnecting
    * the input is dropped (the server would not have applied it either).
+   *
+   * The values are checked against `welcome.input` first: one per input, each
+   * a finite integer within that input's [min, max]. A bad one throws a
+   * RangeError naming it (`input "mx" (index 0) must be an integer from -100
+   * to 100, got NaN`); nothing is sent, `inputSeq` is unchanged and the
+   * session stays open (the server would have closed it with BAD_INPUT).
    */
   sendInput(values: ArrayLike<number>): number {
+    const spec = this.#welcome.input
+    if (values.length !== spec.length) throw inputCountError(spec, values.length)
+    for (let i = 0; i < spec.length; i++) {
+      const v = values[i] as number
+      const s = spec[i] as InputSpec
+      // Number.isInteger is false for NaN, Infinity and non-numbers.
+      if (!(Number.isInteger(v) && v >= s.min && v <= s.max)) throw inputValueError(s, i, v)
+    }
     const seq = ++this.inputSeq
     this.#ackPending = false
     this.#send(encodeInput(seq, this.table.tick, values))
@@ -651,6 +668,43 @@ export class TickwireClient {
   #send(bytes: Uint8Array): void {
     if (this.#socket.readyState === 1) this.#socket.send(bytes)
   }
+}
+
+function inputCountError(spec: readonly InputSpec[], got: number): RangeError {
+  const names = spec.map((s) => `"${s.name}"`).join(', ')
+  return new RangeError(`sendInput takes ${spec.length} values (${names}), got ${got}`)
+}
+
+function inputValueError(s: InputSpec, i: number, v: unknown): RangeError {
+  const got = typeof v === 'number' ? String(v) : `${typeof v} ${JSON.stringify(v) ?? String(v)}`
+  return new RangeError(`input "${s.name}" (index ${i}) must be an integer from ${s.min} to ${s.max}, got ${got}`)
+}
+
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
+
+/**
+ * What the server would refuse with HTTP 400 in a join's `room` and `name`
+ * (PROTOCOL.md §1), as a sentence, or null when both are fine. For a page:
+ * a browser cannot read the status of a refused upgrade (it sees 1006), so
+ * check an invite link's room code before connecting, and do not retry one
+ * that cannot succeed.
+ *
+ * @example
+ * ```ts
+ * const problem = joinProblem({ room: 'bad room!' }) // 'invalid room code "bad room!": ...'
+ * ```
+ */
+export function joinProblem(opts: { readonly room?: string; readonly name?: string }): string | null {
+  const { room, name } = opts
+  if (room !== undefined && !ROOM_ID_PATTERN.test(room)) {
+    return `invalid room code ${JSON.stringify(room)}: it must be 1-32 characters of A-Z a-z 0-9 _ -`
+  }
+  if (name !== undefined) {
+    if (new TextEncoder().encode(name).byteLength > MAX_NAME_BYTES) return `invalid name: at most ${MAX_NAME_BYTES} bytes of UTF-8`
+    if (CONTROL_CHARS.test(name)) return 'invalid name: it must not contain control characters'
+  }
+  return null
 }
 
 /** The URL that resumes the seat of `w`: its room, its player id and its token (and `v`). */

@@ -8,7 +8,7 @@
  * InputPredictor (it answers the keys at once and is reconciled with each
  * STATE). `window.tickwire` exposes the replicated state for tests.
  */
-import { InputPredictor, SnapshotInterpolator, TickwireClient, closeCodeName } from '../client/index.js'
+import { ConnectError, InputPredictor, SnapshotInterpolator, TickwireClient, closeCodeName, joinProblem } from '../client/index.js'
 import { AVATAR_RADIUS, Kind, ORB_RADIUS, stickVelocity } from '../games/arena.js'
 
 type Connection = 'connecting' | 'playing' | 'reconnecting' | 'offline'
@@ -202,7 +202,9 @@ function attach(c: TickwireClient): void {
   })
   c.on('close', (code, reason) => {
     client = null
-    setConnection('offline', `Disconnected: ${closeCodeName(code) ?? code} ${reason}. Trying again…`)
+    const named = closeCodeName(code)
+    lastFailure = `Disconnected: ${named !== undefined ? `${named} (${code})` : code}${reason ? ` ${reason}` : ''}.` // the retry banner repeats it
+    setConnection('offline', `${lastFailure} Trying again…`)
     attempt = 1 // keep the banner up while we retry
     setTimeout(() => void connect(), 2000)
   })
@@ -225,18 +227,42 @@ hud.share.addEventListener('click', () => {
   })
 })
 
+/**
+ * Why the last attempt failed, for the retry banner: a close code the server
+ * sent (SERVER_FULL, ROOM_FULL, ADDRESS_LIMIT... arrive after the upgrade) by
+ * name, else the generic line (a browser cannot tell an HTTP refusal from an
+ * unreachable server: both are 1006).
+ */
+function failureLine(err: unknown): string {
+  if (err instanceof ConnectError) {
+    if (err.status !== undefined) return `The server refused to connect (HTTP ${err.status}).`
+    const named = err.code !== undefined ? closeCodeName(err.code) : undefined
+    if (named !== undefined) return `The server refused to connect: ${named} (${err.code}).`
+  }
+  return 'Cannot reach the server.'
+}
+
 let attempt = 0
+let lastFailure = 'Cannot reach the server.'
 async function connect(): Promise<void> {
-  setConnection(attempt === 0 ? 'connecting' : 'offline', attempt === 0 ? undefined : `Cannot reach the server. Retrying (attempt ${attempt + 1})…`)
+  // The address bar holds the room (the one asked for, or the one quick play gave us).
+  const room = new URLSearchParams(location.search).get('room') ?? undefined
+  // The server answers these with HTTP 400, which a browser cannot read: say so, and do not retry a link that cannot work.
+  const problem = joinProblem({ room, name })
+  if (problem !== null) {
+    setConnection('offline', `Cannot join: ${problem}. Check the invite link.`)
+    return
+  }
+  setConnection(attempt === 0 ? 'connecting' : 'offline', attempt === 0 ? undefined : `${lastFailure} Retrying (attempt ${attempt + 1})…`)
   try {
     const res = await fetch('/info')
     world = ((await res.json()) as Info).world
-    // The address bar holds the room (the one asked for, or the one quick play gave us).
-    const room = new URLSearchParams(location.search).get('room') ?? undefined
     attach(await TickwireClient.connect(wsUrl, { room, name, token }))
     attempt = 0
-  } catch {
+  } catch (err) {
+    lastFailure = failureLine(err)
     attempt++
+    setConnection('offline', `${lastFailure} Retrying (attempt ${attempt + 1})…`)
     setTimeout(() => void connect(), Math.min(5000, 500 * 2 ** attempt))
   }
 }
