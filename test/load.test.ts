@@ -7,11 +7,13 @@ import { fileURLToPath } from 'node:url'
 import client from 'prom-client'
 import t from 'tap'
 import { machine } from '../bench/lib/report.js'
+import { isArenaStick, outOfRange, randomInputs } from '../bench/load/bots.js'
 import { Histogram } from '../bench/load/hdr.js'
 import { LoadRun, type WindowStats } from '../bench/load/loadrun.js'
 import { cpuSeconds, parseMetrics, processTree, total, windowQuantile } from '../bench/load/scrape.js'
 import { renderReport, targets, type BenchResult } from '../bench/report.js'
-import { freePort, waitFor } from './helpers/server.js'
+import { otherGame } from './fixtures/other-game.js'
+import { freePort, startTest, waitFor } from './helpers/server.js'
 
 const cli = fileURLToPath(new URL('../dist/bench/load/cli.js', import.meta.url))
 const main = fileURLToPath(new URL('../dist/src/main.js', import.meta.url))
@@ -221,4 +223,82 @@ t.test('npm run bench, quick and tickwire only: the report and its JSON are writ
   const j = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json')) as string), 'utf8')) as BenchResult
   t.equal(j.fixed.tickwire?.players, 30)
   t.same(j.notes, [])
+})
+
+/** Runs the built CLI without blocking this process (a server may run in it); killed after `ms`. */
+function runCli(args: string[], ms = 60000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
+    const timer = setTimeout(() => child.kill('SIGKILL'), ms)
+    child.on('close', (status) => {
+      clearTimeout(timer)
+      resolve({ status, stdout, stderr })
+    })
+  })
+}
+
+t.test('inputs for any game: uniform integers within each range; the arena stick recognised; a value just outside', async (t) => {
+  t.ok(isArenaStick([{ name: 'mx', min: -100, max: 100 }, { name: 'my', min: -100, max: 100 }]))
+  t.notOk(isArenaStick(otherGame.input), 'the fixture is not the arena')
+  const seen = otherGame.input.map(() => new Set<number>())
+  const out: number[] = []
+  let lengths = 0
+  for (let i = 0; i < 2000; i++) {
+    randomInputs(otherGame.input, out)
+    if (out.length === 3) lengths++
+    out.forEach((v, k) => seen[k]?.add(v))
+  }
+  t.equal(lengths, 2000, 'one value per input, every time')
+  t.same(seen.map((s) => [...s].sort((a, b) => a - b)), [[-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5], [-5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5], [0, 1]], 'every integer of each range, nothing outside')
+  t.equal(outOfRange({ name: 'a', min: 0, max: 1 }), 2)
+  t.equal(outOfRange({ name: 'a', min: 0, max: 2 ** 31 - 1 }), -1)
+})
+
+t.test('another game (three inputs, other ranges): every bot stays, its inputs are applied, none rejected', async (t) => {
+  const tw = await startTest({}, { game: otherGame })
+  t.teardown(() => tw.stop(0))
+  const inputs = async () => {
+    const m = parseMetrics(await tw.metrics.text())
+    return { applied: total(m, 'tickwire_inputs_total'), rejected: total(m, 'tickwire_inputs_rejected_total') }
+  }
+  const before = await inputs()
+  const run = await LoadRun.start({ adapter: 'tickwire', url: tw.url, tickHz: 30, processes: 1, checkEvery: 1, inputHz: 10 })
+  t.teardown(() => run.stop())
+  await run.add(12, 100)
+  const w = await run.window(2000)
+  const end = run.totals()
+  t.equal(end.opened, 12)
+  t.equal(end.connected, 12, 'all bots still connected')
+  t.equal(end.dropped, 0, `no drops: ${JSON.stringify(end.dropCodes)}`)
+  t.equal(end.errors, 0, `no check failed: ${end.errorSamples.join('; ')}`)
+  t.ok(w.latencyMs.count > 50, `states reflected the inputs: ${w.latencyMs.count}`)
+  const after = await inputs()
+  t.ok(after.applied - before.applied >= 100, `the server applied the inputs: ${after.applied - before.applied}`)
+  t.ok(end.inputs >= after.applied - before.applied, `no more applied than sent (${end.inputs})`)
+  t.equal(after.rejected, 0, 'no input rejected')
+
+  const r = await runCli(['--url', tw.url, '--players', '6', '--duration', '1', '--processes', '1', '--metrics-url', '-'])
+  t.equal(r.status, 0, r.stderr.slice(-500))
+  t.match(r.stdout, /connections\s+opened 6 = connected 6 \+ dropped 0 \{\};\s+failed 0;\s+errors 0/)
+  t.equal((await inputs()).rejected, 0, 'the CLI bots sent valid inputs too')
+})
+
+t.test('bots whose inputs the server rejects: dropped with 4001, counted by code, the CLI exits 1 saying why', async (t) => {
+  const tw = await startTest({}, { game: otherGame })
+  t.teardown(() => tw.stop(0))
+  const out = join(mkdtempSync(join(tmpdir(), 'tickwire-load-')), 'r.json')
+  // Half the bots send dx = 6 (its range is -5..5): the server closes each with BAD_INPUT.
+  const r = await runCli(['--url', tw.url, '--players', '8', '--duration', '1', '--processes', '1', '--metrics-url', '-', '--bad-inputs', '0.5', '--json', out])
+  t.equal(r.status, 1, r.stderr.slice(-500))
+  t.match(r.stdout, /connections\s+opened 8 = connected 4 \+ dropped 4 \{"4001":4\};\s+failed 0;\s+errors 0/)
+  t.match(r.stderr, /tickwire-load: FAIL: 4 bot\(s\) dropped by the server: close codes 4001 BAD_INPUT x4/)
+  const j = JSON.parse(readFileSync(out, 'utf8')) as { totals: { opened: number; connected: number; dropped: number; dropCodes: Record<string, number> }; failures: string[] }
+  t.same([j.totals.opened, j.totals.connected, j.totals.dropped, j.totals.dropCodes], [8, 4, 4, { 4001: 4 }])
+  t.equal(j.failures.length, 1)
+  const m = parseMetrics(await tw.metrics.text())
+  t.equal(total(m, 'tickwire_inputs_rejected_total'), 4, 'the server rejected exactly the bad bots')
 })

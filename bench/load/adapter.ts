@@ -3,13 +3,23 @@
  * one bot and drive it. tickwire's adapter is bench/load/tickwire.ts; the
  * peers' are bench/peers/<name>/adapter.ts. Every adapter plays the same
  * scenario: the reference arena, quick play or named rooms of up to 64
- * players, a stick input a few times a second.
+ * players, a stick input a few times a second. An adapter that learns the
+ * game's input schema from the server (tickwire's WELCOME) exposes it, and
+ * the bots then send valid inputs for whatever game the server runs.
  */
+import type { InputSpec } from '../../proto/index.js'
 
 /** One simulated player. */
 export interface Bot {
   /** Sends input number `seq` (1, 2, 3, ... per bot): a stick position, each axis an integer in [-100, 100]. */
   input(seq: number, mx: number, my: number): void
+  /**
+   * The input values the server's game declares (name, min, max), once known;
+   * undefined: the adapter speaks only the arena stick (`input`).
+   */
+  readonly schema?: readonly InputSpec[] | undefined
+  /** Sends input number `seq` with one integer per `schema` entry. Present whenever `schema` can be. */
+  inputValues?(seq: number, values: readonly number[]): void
   /** Stops reading from the socket (the kernel buffers fill, the server sees a slow client). */
   pause(): void
   /** Reads again. */

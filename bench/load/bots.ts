@@ -4,6 +4,7 @@
  * reports counters to the parent once a second. Run by the parent with fork().
  */
 import { fileURLToPath } from 'node:url'
+import type { InputSpec } from '../../proto/index.js'
 import type { Adapter, Bot } from './adapter.js'
 import { Histogram } from './hdr.js'
 import { STALE_MS, type AdapterName, type BotStats, type FromBots, type ToBots } from './protocol.js'
@@ -40,6 +41,32 @@ interface Slot {
   everPaused: boolean
   /** Taken out of the never-paused count. */
   countedPaused: boolean
+  /** Sends one out-of-range value in every input (init.badInputs), so the server should drop it. */
+  readonly bad: boolean
+  /** Closed by the server or cut: counted once, never counted connected again. */
+  dropped: boolean
+  /** Scratch for inputs of a game other than the arena stick. */
+  values: number[]
+}
+
+/** The arena's stick (two values in [-100, 100]): driven by a random walk, as the peers' bots are, so the bench compares like with like. */
+export function isArenaStick(schema: readonly InputSpec[]): boolean {
+  return schema.length === 2 && schema.every((i) => i.min === -100 && i.max === 100)
+}
+
+/** Each value a uniform random integer in its [min, max]. */
+export function randomInputs(schema: readonly InputSpec[], out: number[], random: () => number = Math.random): number[] {
+  out.length = schema.length
+  for (let i = 0; i < schema.length; i++) {
+    const { min, max } = schema[i] as InputSpec
+    out[i] = min + Math.floor(random() * (max - min + 1))
+  }
+  return out
+}
+
+/** A value just outside `spec`'s range (above max, or below min when max is the int32 top). */
+export function outOfRange(spec: InputSpec): number {
+  return spec.max < 2 ** 31 - 1 ? spec.max + 1 : spec.min - 1
 }
 
 function send(msg: FromBots): void {
@@ -99,6 +126,9 @@ async function main(): Promise<void> {
       paused: false,
       everPaused: false,
       countedPaused: false,
+      bad: init.badInputs > 0 && Math.floor((index + 1) * init.badInputs) > Math.floor(index * init.badInputs),
+      dropped: false,
+      values: [],
     }
     slots.push(slot)
     const named = init.named > 0 && (index % 1000) < init.named * 1000
@@ -138,6 +168,8 @@ async function main(): Promise<void> {
             if (errorSamples.length < 5) errorSamples.push(err.message)
           },
           close(code) {
+            if (slot.dropped) return
+            slot.dropped = true
             c.dropped++
             if (!slot.everPaused) c.unpausedDropped++
             dropCodes[code] = (dropCodes[code] ?? 0) + 1
@@ -155,6 +187,8 @@ async function main(): Promise<void> {
         (bot) => {
           c.pending--
           c.opened++
+          // Dropped before this ran: counted as opened and dropped, never as connected.
+          if (slot.dropped) return
           c.connected++
           c.unpausedConnected++
           slot.bot = bot
@@ -167,7 +201,7 @@ async function main(): Promise<void> {
       )
   }
 
-  // Inputs: one timer walks all bots; each sends at inputHz with a random-walk stick.
+  // Inputs: one timer walks all bots; each sends at inputHz: the arena stick as a random walk, any other game's values uniformly at random in their ranges.
   const tick = setInterval(() => {
     for (const s of slots) {
       if (!s.bot) continue
@@ -182,14 +216,22 @@ async function main(): Promise<void> {
       if (s.paused || now < s.nextInputAt) continue
       s.nextInputAt += interval
       if (s.nextInputAt < now) s.nextInputAt = now + interval
-      s.mx = Math.max(-100, Math.min(100, s.mx + Math.round((Math.random() - 0.5) * 60)))
-      s.my = Math.max(-100, Math.min(100, s.my + Math.round((Math.random() - 0.5) * 60)))
+      const schema = s.bot.schema
+      const generic = schema !== undefined && s.bot.inputValues !== undefined && (s.bad || !isArenaStick(schema))
+      if (generic) {
+        randomInputs(schema, s.values)
+        if (s.bad && schema.length > 0) s.values[0] = outOfRange(schema[0] as InputSpec)
+      } else {
+        s.mx = Math.max(-100, Math.min(100, s.mx + Math.round((Math.random() - 0.5) * 60)))
+        s.my = Math.max(-100, Math.min(100, s.my + Math.round((Math.random() - 0.5) * 60)))
+      }
       const seq = ++s.seq
       if (s.head - s.tail >= RING) s.tail++ // forget the oldest unreflected input rather than grow
       s.ringSeq[s.head % RING] = seq
       s.ringAt[s.head % RING] = now
       s.head++
-      s.bot.input(seq, s.mx, s.my)
+      if (generic) s.bot.inputValues?.(seq, s.values)
+      else s.bot.input(seq, s.mx, s.my)
       c.inputs++
     }
   }, 10)

@@ -5,9 +5,13 @@
  *   tickwire-load --url ws://host:9001/play --players 2000 --duration 60
  *
  * Ramps bots up, holds them for the duration, prints a progress line each
- * second and a final report (text, or JSON with --json FILE).
+ * second and a final report (text, or JSON with --json FILE). The tickwire
+ * bots send inputs for whatever game the server runs (the schema its WELCOME
+ * declares). Exits 1 when any bot was dropped by the server, any connection
+ * failed, or any bot's check failed, saying which close codes it saw.
  */
 import { writeFileSync } from 'node:fs'
+import { CloseCode } from '../../proto/index.js'
 import { isEntry } from '../../src/entry.js'
 import { LoadRun, type WindowStats } from './loadrun.js'
 import type { AdapterName } from './protocol.js'
@@ -32,6 +36,7 @@ const OPTIONS: Record<string, Opt> = {
   'server-pid': { default: '0', doc: 'server pid, to read its CPU (and its children\'s) from /proc (same machine only); default: process_cpu_seconds_total from --metrics-url' },
   'tick-hz': { default: '0', doc: 'server tick rate (default: from tickwire_tick_budget_seconds, else 30)' },
   json: { default: '', doc: 'also write the report as JSON to this file' },
+  'bad-inputs': { default: '0', doc: 'share of bots, 0..1, that send an out-of-range input value (tickwire only): the server should drop each, and this run then exits 1' },
 }
 
 class UsageError extends Error {}
@@ -67,8 +72,43 @@ export function formatWindow(w: WindowStats): string {
     `server tick ms     p50 ${f(w.tickP50Ms, 2)}  p99 ${f(w.tickP99Ms, 2)}  overruns ${f(w.overruns, 0)}  skipped deltas ${f(w.skippedDeltas, 0)}`,
     `server CPU         ${f(w.cpuUsPerPlayerTick, 2)} us per player-tick  (${f(w.serverCores, 2)} cores)`,
     `load generator     ${f(w.botCores, 2)} cores`,
-    `dropped            ${w.dropped} ${JSON.stringify(w.dropCodes)}   errors ${w.errors}${w.errorSamples.length ? ' e.g. ' + w.errorSamples[0] : ''}`,
+    `in window          dropped ${w.dropped} ${JSON.stringify(w.dropCodes)}   errors ${w.errors}${w.errorSamples.length ? ' e.g. ' + w.errorSamples[0] : ''}`,
   ].join('\n')
+}
+
+/** Close code -> its name in proto/codes.ts (e.g. 4001 -> BAD_INPUT), for the failure summary. */
+const CLOSE_NAMES: Record<string, string> = Object.fromEntries(Object.entries(CloseCode).map(([k, v]) => [String(v), k]))
+
+/** Counts of one run's connections, as summed over the bot processes just before they stop. */
+export interface RunCounts {
+  readonly opened: number
+  readonly failed: number
+  /** Still connected at the end; opened = connected + dropped. */
+  readonly connected: number
+  /** Closed by the server or cut (1006), any time in the run (ramp included), by close code. */
+  readonly dropped: number
+  readonly dropCodes: Record<string, number>
+  readonly errors: number
+  readonly errorSamples: readonly string[]
+  readonly failSamples: readonly string[]
+}
+
+/** The connections line of the report: the whole run, not only the measured window. */
+export function formatCounts(c: RunCounts): string {
+  return `connections        opened ${c.opened} = connected ${c.connected} + dropped ${c.dropped} ${JSON.stringify(c.dropCodes)};  failed ${c.failed};  errors ${c.errors}`
+}
+
+/** Why the run failed (one line per reason), or [] when it did not. */
+export function failures(c: RunCounts): string[] {
+  const out: string[] = []
+  if (c.dropped > 0) {
+    const codes = Object.entries(c.dropCodes).map(([code, n]) => `${code}${CLOSE_NAMES[code] ? ' ' + CLOSE_NAMES[code] : ''} x${n}`)
+    out.push(`${c.dropped} bot(s) dropped by the server: close codes ${codes.join(', ')}`)
+  }
+  if (c.failed > 0) out.push(`${c.failed} connection(s) failed${c.failSamples[0] ? `, e.g. ${c.failSamples[0]}` : ''}`)
+  if (c.errors > 0) out.push(`${c.errors} error(s)${c.errorSamples[0] ? `, e.g. ${c.errorSamples[0]}` : ''}`)
+  if (c.opened !== c.connected + c.dropped) out.push(`counts disagree: opened ${c.opened} != connected ${c.connected} + dropped ${c.dropped}`)
+  return out
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -109,6 +149,7 @@ export async function main(argv: string[]): Promise<number> {
       metricsUrl,
       serverPid: pid || undefined,
       tickHz,
+      badInputs: num(o, 'bad-inputs', 0, 1),
     })
     const progress = setInterval(() => {
       const t = run.totals()
@@ -123,9 +164,11 @@ export async function main(argv: string[]): Promise<number> {
     const end = run.totals()
     await run.stop()
     process.stdout.write(formatWindow(w) + '\n')
-    process.stdout.write(`connections        opened ${end.opened}, failed ${end.failed}, dropped ${end.dropped}\n`)
-    if (o.json) writeFileSync(o.json, JSON.stringify({ options: o, window: w, totals: end }, null, 2))
-    return end.errors > 0 ? 1 : 0
+    process.stdout.write(formatCounts(end) + '\n')
+    const why = failures(end)
+    if (o.json) writeFileSync(o.json, JSON.stringify({ options: o, window: w, totals: end, failures: why }, null, 2))
+    for (const line of why) process.stderr.write(`tickwire-load: FAIL: ${line}\n`)
+    return why.length > 0 ? 1 : 0
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`tickwire-load: ${err.message}\n`)

@@ -24,6 +24,8 @@ export interface LoadOptions {
   /** Suffix of the server's tick-time histogram (default `tick_duration_seconds`). */
   readonly tickMetric?: string
   readonly named?: number
+  /** Share of bots (0..1) sending an out-of-range input value, which the server drops (default 0): tests the report's drop counts. */
+  readonly badInputs?: number
   /** The server's Prometheus endpoint, if it has one. */
   readonly metricsUrl?: string
   /** The server's pid: CPU is read from /proc for it and its descendants. */
@@ -121,6 +123,7 @@ export class LoadRun {
           checkEvery: opts.checkEvery ?? 20,
           addresses,
           named: opts.named ?? 0,
+          badInputs: opts.badInputs ?? 0,
           proc: i,
         } satisfies ToBots)
       })

@@ -15,6 +15,8 @@ export type ToBots =
       readonly addresses: readonly string[]
       /** Share of bots (0..1) that join named rooms instead of quick play. */
       readonly named: number
+      /** Share of bots (0..1) that send an out-of-range input value (tickwire adapter only), so the server drops them: checks the report. */
+      readonly badInputs: number
       /** This process's index, to make bot names and room names unique. */
       readonly proc: number
     }
