@@ -11,6 +11,7 @@ import { runWorker } from './cluster/worker.js'
 import { ConfigError, defaultConfig, helpText, parseConfig, type Config } from './config.js'
 import { isEntry } from './entry.js'
 import { createLogger, type Logger } from './log.js'
+import { loadGame } from './game-module.js'
 import { start, type Tickwire } from './start.js'
 /** Worker processes to run: `--workers`, or one per available core when it is 0. */
 export function workerCount(config: Config): number {
@@ -49,7 +50,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   if (workers > 1 || config.redisUrl !== '') return supervise(config, workers, log)
   let tw: Tickwire
   try {
-    tw = await start(config, { log })
+    tw = await start(config, { log, game: await loadGame(config.game) })
   } catch (err) {
     log.error('tickwire failed to start', { error: (err as Error).message })
     process.exitCode = err instanceof ConfigError ? 2 : 1

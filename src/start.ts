@@ -16,7 +16,7 @@ import type { AuthAlgorithm, Verifier } from './auth/auth.js'
 import type { RoomDirectory } from './directory/directory.js'
 import { assertPortFree } from './net/ports.js'
 import { GameServer } from './net/server.js'
-import { defaultWebDir, loadStatic } from './net/static.js'
+import { defaultWebDir, loadStatic, type StaticFile } from './net/static.js'
 import { assertNativeUws } from './net/uws.js'
 import { maxFrameBytes, roomReplicationBytes, viewerBytes } from './replicate/replicator.js'
 import { systemClock, type Clock } from './sim/clock.js'
@@ -92,8 +92,10 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     seed,
   })
   const secret = opts.secret ?? (config.resumeSecret !== '' ? Buffer.from(config.resumeSecret) : randomBytes(32))
-  const web = loadStatic(opts.webDir ?? defaultWebDir())
-  if (!web.has('/')) log.warn('browser client not built (run npm run build): / answers 404', { dir: opts.webDir ?? defaultWebDir() })
+  // The bundled page plays the arena: another game gets no page unless it brings its own folder.
+  const webDir = opts.webDir ?? (game === arena ? defaultWebDir() : null)
+  const web = webDir === null ? new Map<string, StaticFile>() : loadStatic(webDir)
+  if (webDir !== null && !web.has('/')) log.warn('browser client not built (run npm run build): / answers 404', { dir: webDir })
   const directory = opts.directory
   const verifier = config.auth === 'off' ? undefined : await loadVerifier(config, log)
   const server = new GameServer(rooms, config, log, { secret, directory, web, verifier })

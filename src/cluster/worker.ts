@@ -7,7 +7,7 @@
 import { ConfigError, type Config } from '../config.js'
 import type { RedisDirectoryOptions } from '../directory/redis.js'
 import { DirectoryStats, DirectoryUnavailable, PENDING_PER_ROOM, type LocateResult, type RoomDirectory, type WorkerAddress } from '../directory/directory.js'
-import { arena } from '../games/arena.js'
+import { loadGame } from '../game-module.js'
 import { createLogger, withFields, type Logger } from '../log.js'
 import { start, type Tickwire } from '../start.js'
 import type { Game } from '../sim/game.js'
@@ -190,7 +190,8 @@ async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions
       directory = await RedisDirectory.connect(redisOptions(config, self, log))
     } else directory = ipc = new IpcDirectory(self, config.directoryTimeout * 1000)
     tw = await start(config, {
-      game: opts.game ?? arena,
+      // A game given to runWorker() wins; else --game (loaded in this worker), else the arena.
+      game: opts.game ?? (await loadGame(config.game)),
       log,
       directory: directory ?? undefined,
       secret: Buffer.from(init.secret, 'hex'),
