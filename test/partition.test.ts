@@ -20,10 +20,9 @@
  */
 import t, { type Test } from 'tap'
 import { createClient } from 'redis'
-import { WebSocket as WsSocket } from 'ws'
 import { CloseCode } from '../proto/index.js'
 import { ConnectError } from '../src/client/index.js'
-import { freeDirectPort, startLb, type Lb } from './helpers/lb.js'
+import { freeDirectPort, startLb, upgradeStatus, type Lb } from './helpers/lb.js'
 import { startMachine, type Machine } from './helpers/machines.js'
 import { join, resetGaps, roomPlayers, scrape, TrustedWs, waitTogether, type Player } from './helpers/players.js'
 import { startRedis, startTcpProxy, type RedisServer, type TcpProxy } from './helpers/redis.js'
@@ -86,25 +85,6 @@ async function deploy(t: Test): Promise<Deployment> {
     for (const p of players) p.c.close()
   })
   return { redis, proxy, lb, m1: machines[0] as Machine, m2: machines[1] as Machine, players }
-}
-
-/** HTTP status and body of a WebSocket upgrade through the balancer that does not open (status 0: it opened). */
-function upgradeStatus(lb: Lb, query: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WsSocket(`${lb.wsUrl}?${query}`, { ca: lb.ca })
-    ws.on('unexpected-response', (_req, res) => {
-      let body = ''
-      res.on('data', (b: Buffer) => (body += b.toString()))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    })
-    ws.on('open', () => {
-      ws.close()
-      resolve({ status: 0, body: '' })
-    })
-    ws.on('error', (err) => {
-      if (!/Unexpected server response/.test(err.message)) reject(err)
-    })
-  })
 }
 
 /** One read of the directory: a key's value, or null. */

@@ -11,8 +11,7 @@
 import { spawnSync } from 'node:child_process'
 import t from 'tap'
 import { createClient } from 'redis'
-import { WebSocket as WsSocket } from 'ws'
-import { freeDirectPort, startLb, type Lb } from './helpers/lb.js'
+import { freeDirectPort, startLb, upgradeStatus, type Lb } from './helpers/lb.js'
 import { startMachine, type Machine } from './helpers/machines.js'
 import { startRedis } from './helpers/redis.js'
 import { join, roomPlayers, resetGaps, scrape, shuffle, TrustedWs, waitTogether, type Player } from './helpers/players.js'
@@ -23,25 +22,6 @@ const HOSTS = ['127.0.1.1', '127.0.1.2', '127.0.1.3'] as const
 const WORKERS = 2
 /** The documented takeover time (--node-ttl default, s) and the SDK's reconnect backoff after it. */
 const NODE_TTL_S = 3
-
-/** HTTP status of a WebSocket upgrade through the balancer that does not open (0: it opened). */
-function upgradeStatus(lb: Lb, query: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WsSocket(`${lb.wsUrl}?${query}`, { ca: lb.ca })
-    ws.on('unexpected-response', (_req, res) => {
-      let body = ''
-      res.on('data', (d: Buffer) => (body += d.toString()))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-    })
-    ws.on('open', () => {
-      ws.close()
-      resolve({ status: 0, body: '' })
-    })
-    ws.on('error', (err) => {
-      if (!/Unexpected server response/.test(err.message)) reject(err)
-    })
-  })
-}
 
 t.test('three machines behind HAProxy, rooms found through Redis', { timeout: 300_000 }, async (t) => {
   const redis = await startRedis()

@@ -20,6 +20,7 @@ import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { haproxyConfig, lbWorkers, nginxConfig, type LbInput, type LbKind, type LbNode, type LbWorker } from '../../scripts/lb-config.js'
+import { WebSocket as WsSocket } from 'ws'
 import { freePort } from '../../src/net/ports.js'
 
 export type { LbKind, LbNode, LbWorker }
@@ -295,5 +296,24 @@ export function lbGet(lb: Lb, path: string, headers: Record<string, string> = {}
     req.on('timeout', () => req.destroy(new Error(`GET ${path} through ${lb.kind}: no answer in 10 s`)))
     req.on('error', reject)
     req.end()
+  })
+}
+
+/** HTTP status and body of a WebSocket upgrade through `lb` that does not open (status 0: it opened); trusts lb.ca. */
+export function upgradeStatus(lb: Lb, query: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WsSocket(`${lb.wsUrl}?${query}`, { ca: lb.ca })
+    ws.on('unexpected-response', (_req, res) => {
+      let body = ''
+      res.on('data', (b: Buffer) => (body += b.toString()))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    ws.on('open', () => {
+      ws.close()
+      resolve({ status: 0, body: '' })
+    })
+    ws.on('error', (err) => {
+      if (!/Unexpected server response/.test(err.message)) reject(err)
+    })
   })
 }
