@@ -85,7 +85,16 @@ export interface GameRoom {
   input(entity: number, values: Int32Array): void
   /** Advances the room by `dt` seconds. The grid holds positions as of the previous tick. */
   step(dt: number, tick: number): void
+  /**
+   * What `GET /rooms` shows of this room beside its players and capacity
+   * (e.g. `{ map: 'dust', round: 3 }`): at most 16 keys, string, finite number
+   * or boolean values, 512 bytes as JSON. Read about once a second.
+   */
+  meta?(): RoomMeta
 }
+
+/** Game-defined room metadata listed by `GET /rooms` (see `GameRoom.meta`). */
+export type RoomMeta = Readonly<Record<string, string | number | boolean>>
 
 /** Most entities a room may hold (replication keeps entity ids in 16 bits). */
 export const MAX_ROOM_ENTITIES = 65536
