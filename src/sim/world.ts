@@ -13,6 +13,8 @@ export class World {
   readonly alive: Uint8Array
   /** Spawn counter of each slot; 0 never spawned. */
   readonly generation: Uint32Array
+  /** Called after a slot is freed (the room clears the entity's props there). */
+  onDespawn: ((id: number) => void) | null = null
   #count = 0
   #spawns = 0
   readonly #free: Int32Array
@@ -58,5 +60,6 @@ export class World {
     this.alive[id] = 0
     this.#free[this.#freeTop++] = id
     this.#count--
+    this.onDespawn?.(id)
   }
 }
