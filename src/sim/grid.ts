@@ -2,6 +2,22 @@
  * Uniform spatial grid, rebuilt each tick by counting sort (no allocation):
  * the entities of cell c are `items[cellStart[c] .. cellStart[c + 1])`.
  * Used for collision queries and for each player's area of interest.
+ *
+ * Queries (`forEachNear`, `nearest`) take cell membership from the last
+ * rebuild and distances from the position columns as they are now: an entity
+ * spawned since the rebuild is not found, one despawned since is skipped, and
+ * one that moved more than a cell since may be missed. tickwire rebuilds after
+ * every step, so during `step` the grid holds the previous tick's positions.
+ *
+ * @example
+ * ```ts
+ * // Prepared once (a room field), so a query allocates nothing:
+ * #hit = (e: number) => { if (e !== this.#me) this.#hits++ }
+ * // In step():
+ * this.#hits = 0
+ * grid.forEachNear(x, y, 50, this.#hit)
+ * const target = grid.nearest(x, y, 400, this.#isEnemy) // -1: none within 400 units
+ * ```
  */
 import type { World } from './world.js'
 
@@ -40,6 +56,82 @@ export class Grid {
     return cy * this.cols + cx
   }
 
+  /**
+   * Calls `fn(entity, distanceSquared)` for every live entity within `radius`
+   * world units of (x, y), the point included (distance <= radius, exact).
+   * Order: cell by cell (row-major), ascending ids within a cell. Allocates
+   * nothing; cost grows with the cells the radius covers. A negative or NaN
+   * radius, or a NaN point, finds nothing; an entity with a NaN position is
+   * never found. `fn` may despawn entities (they are skipped once dead) but
+   * an entity spawned during the query is not found.
+   */
+  forEachNear(x: number, y: number, radius: number, fn: (entity: number, distanceSquared: number) => void): void {
+    if (!(radius >= 0) || x !== x || y !== y) return
+    const cs = this.cellSize
+    const cols = this.cols
+    const x0 = clampIndex(Math.floor((x - radius) / cs), cols)
+    const x1 = clampIndex(Math.floor((x + radius) / cs), cols)
+    const y0 = clampIndex(Math.floor((y - radius) / cs), this.rows)
+    const y1 = clampIndex(Math.floor((y + radius) / cs), this.rows)
+    const r2 = radius * radius
+    const { cellStart, items } = this
+    const alive = this.#world.alive
+    const xs = this.#xs
+    const ys = this.#ys
+    for (let cy = y0; cy <= y1; cy++) {
+      for (let cx = x0; cx <= x1; cx++) {
+        const cell = cy * cols + cx
+        for (let k = cellStart[cell] as number, end = cellStart[cell + 1] as number; k < end; k++) {
+          const e = items[k] as number
+          if (alive[e] !== 1) continue
+          const dx = (xs[e] as number) - x
+          const dy = (ys[e] as number) - y
+          const d2 = dx * dx + dy * dy
+          if (d2 <= r2) fn(e, d2)
+        }
+      }
+    }
+  }
+
+  /**
+   * The live entity nearest to (x, y) within `radius` world units (and, when
+   * given, for which `filter(entity)` is true), or -1 if there is none. Ties
+   * go to the lower id. Allocates nothing; scans the cells the radius covers,
+   * so prefer a radius that fits the question over Infinity.
+   */
+  nearest(x: number, y: number, radius: number, filter?: (entity: number) => boolean): number {
+    if (!(radius >= 0) || x !== x || y !== y) return -1
+    const cs = this.cellSize
+    const cols = this.cols
+    const x0 = clampIndex(Math.floor((x - radius) / cs), cols)
+    const x1 = clampIndex(Math.floor((x + radius) / cs), cols)
+    const y0 = clampIndex(Math.floor((y - radius) / cs), this.rows)
+    const y1 = clampIndex(Math.floor((y + radius) / cs), this.rows)
+    const { cellStart, items } = this
+    const alive = this.#world.alive
+    const xs = this.#xs
+    const ys = this.#ys
+    let best = -1
+    let bestD2 = radius * radius
+    for (let cy = y0; cy <= y1; cy++) {
+      for (let cx = x0; cx <= x1; cx++) {
+        const cell = cy * cols + cx
+        for (let k = cellStart[cell] as number, end = cellStart[cell + 1] as number; k < end; k++) {
+          const e = items[k] as number
+          if (alive[e] !== 1) continue
+          const dx = (xs[e] as number) - x
+          const dy = (ys[e] as number) - y
+          const d2 = dx * dx + dy * dy
+          if (!(d2 <= bestD2) || (d2 === bestD2 && best !== -1 && e > best)) continue
+          if (filter !== undefined && !filter(e)) continue
+          best = e
+          bestD2 = d2
+        }
+      }
+    }
+    return best
+  }
+
   rebuild(): void {
     const { alive, capacity } = this.#world
     const start = this.cellStart
@@ -63,4 +155,9 @@ export class Grid {
     for (let c = 0; c < n; c++) start[c] = start[c + 1] as number
     start[n] = this.#world.count
   }
+}
+
+/** A cell coordinate clamped into [0, n): out-of-world positions live in the edge cells (see cellAt). */
+function clampIndex(c: number, n: number): number {
+  return c >= n ? n - 1 : c >= 0 ? c : 0
 }
