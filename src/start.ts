@@ -5,6 +5,7 @@
  * imports the other.
  */
 import { randomBytes, randomInt } from 'node:crypto'
+import { existsSync } from 'node:fs'
 import { ConfigError, type Config } from './config.js'
 import { arena } from './games/arena.js'
 import { createLogger, EventLog, type Logger } from './log.js'
@@ -45,8 +46,17 @@ export interface StartOptions {
   readonly directory?: RoomDirectory
   /** Also listen on this direct port (exclusive; 0: a free one). Workers do; a single process does not. */
   readonly directPort?: number
-  /** Folder of the built browser client served at `/`; default `dist/web`. */
+  /** Folder of the built web client served at `/` (see static.ts); default `--web-dir`, else `dist/web` for the arena. */
   readonly webDir?: string
+  /**
+   * Drain on SIGINT/SIGTERM: players are closed with 1001 SHUTDOWN (at most
+   * `min(1 s, drainTimeout / 2)` for their queued bytes), then the process
+   * exits (`process.exitCode`, else 0); past `--drain-timeout` it exits 1, and
+   * a second signal exits 1 at once. The handlers are removed on stop().
+   * Default: true, except for a worker of a supervisor (`directory` given),
+   * whose supervisor drains it. false: handle signals yourself and call stop().
+   */
+  readonly signals?: boolean
 }
 
 /** A running tickwire process. */
@@ -92,10 +102,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     seed,
   })
   const secret = opts.secret ?? (config.resumeSecret !== '' ? Buffer.from(config.resumeSecret) : randomBytes(32))
-  // The bundled page plays the arena: another game gets no page unless it brings its own folder.
-  const webDir = opts.webDir ?? (game === arena ? defaultWebDir() : null)
-  const web = webDir === null ? new Map<string, StaticFile>() : loadStatic(webDir)
-  if (webDir !== null && !web.has('/')) log.warn('browser client not built (run npm run build): / answers 404', { dir: webDir })
+  const web = loadWeb(config, opts, game, log)
   const directory = opts.directory
   const verifier = config.auth === 'off' ? undefined : await loadVerifier(config, log)
   const server = new GameServer(rooms, config, log, { secret, directory, web, verifier })
@@ -137,8 +144,10 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
   let reclaimer: Reclaimer | null = null
   let stopped: Promise<void> | null = null
   // Once: a second stop (a signal during a tick-exhaustion stop, a test teardown) returns the first one's promise.
+  let unsignal: (() => void) | null = null
   const stop = (drainMs?: number): Promise<void> =>
     (stopped ??= (async () => {
+      unsignal?.()
       fdGuard?.stop()
       reclaimer?.stop()
       verifier?.close()
@@ -189,7 +198,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     // Said at every start: with --auth off anyone who reaches the port may play (fine for development).
     auth: config.auth === 'off' ? 'off (anyone may join; see --auth)' : `${config.auth} (${config.authAlgorithm})`,
   })
-  return {
+  const tw: Tickwire = {
     config,
     port,
     metricsPort: endpoint?.port ?? 0,
@@ -200,6 +209,80 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     metrics,
     stop,
   }
+  if (opts.signals ?? !directory) {
+    signalled.set(tw, log)
+    syncSignalHandlers()
+    unsignal = () => {
+      signalled.delete(tw)
+      syncSignalHandlers()
+    }
+  }
+  return tw
+}
+
+/** The running instances that drain on a signal (one pair of process handlers serves them all). */
+const signalled = new Map<Tickwire, Logger>()
+let signalSeen = false
+
+function syncSignalHandlers(): void {
+  const on = process.listeners('SIGTERM').includes(onSignal)
+  if (signalled.size > 0 && !on) {
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  } else if (signalled.size === 0 && on && !signalSeen) {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
+
+/** SIGINT/SIGTERM: drain every instance, then exit, as the CLI and the supervisor do. */
+function onSignal(sig: NodeJS.Signals): void {
+  const all = [...signalled]
+  if (signalSeen) {
+    for (const [, log] of all) log.warn('second signal: exiting now', { signal: sig })
+    process.exit(1)
+  }
+  signalSeen = true
+  let timeout = 0
+  for (const [tw, log] of all) {
+    log.info('stopping', { signal: sig, players: tw.rooms.players })
+    timeout = Math.max(timeout, tw.config.drainTimeout)
+  }
+  const timer = setTimeout(() => {
+    for (const [, log] of all) log.error('not stopped within the drain timeout; exiting', { drainTimeout: timeout })
+    process.exit(1)
+  }, timeout * 1000)
+  timer.unref()
+  Promise.all(all.map(([tw]) => tw.stop(Math.min(1000, (tw.config.drainTimeout * 1000) / 2)))).then(
+    // The close frames are written to the kernel by now; a moment for good measure, then leave.
+    () => setTimeout(() => process.exit(process.exitCode ?? 0), 20),
+    (err: Error) => {
+      for (const [, log] of all) log.error('stop failed', { error: err.message })
+      process.exit(1)
+    },
+  )
+}
+
+/**
+ * The web client's files: `opts.webDir`, else `--web-dir`, else the bundled page for the arena (another game gets
+ * no page unless it brings its own folder). A folder named explicitly must exist; past a limit start-up fails (exit 2).
+ */
+function loadWeb(config: Config, opts: StartOptions, game: Game, log: Logger): Map<string, StaticFile> {
+  const given = opts.webDir ?? (config.webDir !== '' ? config.webDir : null)
+  const dir = given ?? (game === arena ? defaultWebDir() : null)
+  if (dir === null) return new Map()
+  if (given !== null && !existsSync(given)) throw new ConfigError(`--web-dir: ${JSON.stringify(given)} does not exist`)
+  let web: Map<string, StaticFile>
+  try {
+    web = loadStatic(dir, { warn: (msg, fields) => log.warn(msg, { dir, ...fields }) })
+  } catch (err) {
+    throw new ConfigError(`--web-dir: ${(err as Error).message}`)
+  }
+  if (!web.has('/')) {
+    if (given === null) log.warn('browser client not built (run npm run build): / answers 404', { dir })
+    else log.warn('--web-dir has no index.html: / answers 404', { dir })
+  }
+  return web
 }
 
 /** The join-token verifier for `--auth` (jose is loaded only then); a key that cannot be loaded is a config error (exit 2). */
