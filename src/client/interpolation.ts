@@ -121,22 +121,38 @@ const MAX_RATE_CHANGE = 0.1
 /** The render clock jumps when it is further than this from its target, ms (or 2 intervals). */
 const CLOCK_SNAP_MS = 250
 
+/**
+ * Options of `SnapshotInterpolator`, checked by its constructor: an empty
+ * `fields` is a TypeError; a `tickHz` or quantum that is not a finite number
+ * > 0, an `interpolate` name that is not a field, a negative or NaN number, or
+ * a `bufferSize` that is not an integer >= 2 is a RangeError naming the option.
+ */
 export interface InterpolatorOptions {
   /** Ticks per second: WELCOME's `tickHz`. */
   readonly tickHz: number
   /** The replicated fields, in wire order: WELCOME's `fields` (names and quanta). */
   readonly fields: readonly FieldSpec[]
-  /** Names of the fields to interpolate (continuous quantities such as `x`, `y`); their distance decides teleports. */
+  /**
+   * Names of the fields to interpolate (continuous quantities such as `x`, `y`);
+   * their distance decides teleports. The other fields take snapshot A's values.
+   */
   readonly interpolate: readonly string[]
-  /** A fixed render delay, ms. Default: adaptive, 2 tick intervals + 3 x measured jitter (see the module comment). */
+  /**
+   * A fixed render delay, ms (>= 0; near 0 draws at about the newest
+   * snapshot's time, so every late frame is extrapolated). Default: adaptive, 2 tick intervals + 3 x the
+   * measured jitter, the jitter margin at most 200 ms (see the module comment).
+   */
   readonly delayMs?: number
-  /** Moves longer than this between consecutive snapshots snap (world units, over the `interpolate` fields). Default 100. */
+  /**
+   * Moves longer than this between consecutive snapshots snap instead of
+   * sliding (world units, Euclidean over the `interpolate` fields; >= 0). Default 100.
+   */
   readonly teleportDistance?: number
-  /** Snapshots further apart than this (server time, ms) do not interpolate. Default 250. */
+  /** Snapshots further apart than this (server time, ms; >= 0) do not interpolate: held, then snapped. Default 250. */
   readonly maxGapMs?: number
-  /** Longest extrapolation past the newest snapshot, ms. Default one tick interval; 0 holds. */
+  /** Longest extrapolation past the newest snapshot, ms (>= 0). Default one tick interval; 0 holds. */
   readonly maxExtrapolateMs?: number
-  /** Snapshots kept. Default one second of ticks, at least 16. */
+  /** Snapshots kept (an integer >= 2). Default one second of ticks, at least 16. */
   readonly bufferSize?: number
 }
 
