@@ -148,7 +148,7 @@ export interface InterpolatorOptions {
    * sliding (world units, Euclidean over the `interpolate` fields; >= 0). Default 100.
    */
   readonly teleportDistance?: number
-  /** Snapshots further apart than this (server time, ms; >= 0) do not interpolate: held, then snapped. Default 250. */
+  /** Snapshots further apart than this (server time, ms; >= 0) do not interpolate: drawn as an underrun until the newer one, then snapped. Default 250. */
   readonly maxGapMs?: number
   /** Longest extrapolation past the newest snapshot, ms (>= 0). Default one tick interval; 0 holds. */
   readonly maxExtrapolateMs?: number
