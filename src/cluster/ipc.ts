@@ -4,6 +4,7 @@
  */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client'
 import type { Config } from '../config.js'
+import type { ListedRoom, RoomSummary } from '../directory/directory.js'
 
 /** Env var that makes `main.js` run as worker `slot` instead of parsing the command line. */
 export const WORKER_ENV = 'TICKWIRE_WORKER_SLOT'
@@ -32,6 +33,8 @@ export type ToWorker =
   /** A room this worker opened is owned by another worker (an id collision): close its players with ROOM_MOVED. */
   | { readonly t: 'lost'; readonly room: string }
   | { readonly t: 'metrics'; readonly id: number }
+  /** Reply to `list`: every worker's published rooms (the supervisor's directory). */
+  | { readonly t: 'listed'; readonly id: number; readonly rooms: readonly ListedRoom[] }
   /** Stop: not ready, close listen sockets, close players with SHUTDOWN within `drainMs`, exit 0. */
   | { readonly t: 'drain'; readonly drainMs: number }
 
@@ -42,6 +45,10 @@ export type ToSupervisor =
   | { readonly t: 'claim'; readonly id: number; readonly room: string; readonly create: boolean; readonly address: string }
   | { readonly t: 'room'; readonly room: string; readonly open: boolean }
   | { readonly t: 'load'; readonly players: number; readonly rooms: number }
+  /** This worker's rooms now, for GET /rooms (about once a second). */
+  | { readonly t: 'publish'; readonly rooms: readonly RoomSummary[] }
+  /** GET /rooms on this worker: every worker's rooms, answered with `listed`. */
+  | { readonly t: 'list'; readonly id: number }
   | { readonly t: 'metrics'; readonly id: number; readonly snapshot: MetricsSnapshot }
   /** Liveness, from a timer every `heartbeatMs(workerStallTimeout)`: a blocked event loop sends none. */
   | { readonly t: 'beat' }

@@ -221,6 +221,12 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
       case 'load':
         if (slot.ready) directory?.setLoad(slot.index, msg.players, msg.rooms)
         return
+      case 'publish':
+        members[slot.index]?.publish(msg.rooms)
+        return
+      case 'list':
+        if (directory) slot.child?.send({ t: 'listed', id: msg.id, rooms: directory.listRooms() } satisfies ToWorker)
+        return
       case 'metrics':
         metricsWaits.get(msg.id)?.(msg.snapshot)
         return

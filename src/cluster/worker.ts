@@ -6,7 +6,7 @@
  */
 import { ConfigError, type Config } from '../config.js'
 import type { RedisDirectoryOptions } from '../directory/redis.js'
-import { DirectoryStats, DirectoryUnavailable, PENDING_PER_ROOM, type LocateResult, type RoomDirectory, type WorkerAddress } from '../directory/directory.js'
+import { DirectoryStats, DirectoryUnavailable, PENDING_PER_ROOM, type ListedRoom, type LocateResult, type RoomDirectory, type RoomSummary, type WorkerAddress } from '../directory/directory.js'
 import { loadGame } from '../game-module.js'
 import { createLogger, withFields, type Logger } from '../log.js'
 import { start, type Tickwire } from '../start.js'
@@ -72,6 +72,32 @@ class IpcDirectory implements RoomDirectory {
     // The supervisor forgets a slot's rooms when the worker exits.
     return Promise.resolve()
   }
+
+  publish(rooms: readonly RoomSummary[]): void {
+    send({ t: 'publish', rooms })
+  }
+
+  readonly #lists = new Map<number, { resolve: (r: readonly ListedRoom[]) => void; timer: NodeJS.Timeout }>()
+
+  listRooms(): Promise<readonly ListedRoom[]> {
+    const id = this.#nextId++
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#lists.delete(id)
+        reject(new DirectoryUnavailable(`no answer from the supervisor within ${this.#timeoutMs} ms`))
+      }, this.#timeoutMs)
+      this.#lists.set(id, { resolve, timer })
+      send({ t: 'list', id })
+    })
+  }
+
+  listed(msg: Extract<ToWorker, { t: 'listed' }>): void {
+    const p = this.#lists.get(msg.id)
+    if (!p) return
+    this.#lists.delete(msg.id)
+    clearTimeout(p.timer)
+    p.resolve(msg.rooms)
+  }
 }
 
 /** The Redis directory's options from the config. */
@@ -127,6 +153,14 @@ class DeferredDirectory implements RoomDirectory {
 
   close(timeoutMs?: number): Promise<void> {
     return this.#real ? this.#real.close(timeoutMs) : Promise.resolve()
+  }
+
+  publish(rooms: readonly RoomSummary[]): void {
+    this.#real?.publish(rooms) // the next publish (a second later) reaches the real one
+  }
+
+  listRooms(): Promise<readonly ListedRoom[]> {
+    return this.#real ? this.#real.listRooms() : Promise.reject(new DirectoryUnavailable('room directory: still connecting'))
   }
 }
 
@@ -228,6 +262,9 @@ async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions
     switch (msg.t) {
       case 'placed':
         ipc?.placed(msg)
+        return
+      case 'listed':
+        ipc?.listed(msg)
         return
       case 'lost':
         directory?.onLost(msg.room)

@@ -105,7 +105,39 @@ export interface RoomDirectory {
   onLost: (id: string) => void
   /** Releases everything this worker owns and stops (drain). Resolves within `timeoutMs` whatever the directory does. */
   close(timeoutMs?: number): Promise<void>
+  /** This worker's rooms as they are now (called about every `PUBLISH_EVERY_MS`); replaces what it published before. */
+  publish(rooms: readonly RoomSummary[]): void
+  /**
+   * Every live worker's last published rooms (this one's included); a
+   * worker's list older than `LISTING_STALE_MS` is left out, so a dead
+   * worker's rooms disappear. Rejects `DirectoryUnavailable` when the
+   * directory does not answer in time.
+   */
+  listRooms(): Promise<readonly ListedRoom[]>
 }
+
+/** One room as `GET /rooms` lists it (see src/net/room-list.ts). */
+export interface RoomSummary {
+  readonly id: string
+  readonly quickPlay: boolean
+  readonly players: number
+  /** Seats (`--max-players-per-room`). */
+  readonly capacity: number
+  /** The game's `GameRoom.meta()`, validated; `{}` when it has none or a bad one. */
+  readonly meta: Readonly<Record<string, string | number | boolean>>
+}
+
+/** A room in the listing, with the worker that runs it. */
+export interface ListedRoom extends RoomSummary {
+  readonly worker: string
+}
+
+/** How often a worker publishes its rooms (ms). */
+export const PUBLISH_EVERY_MS = 1000
+/** A worker's published rooms are dropped from listings this long after its last publish (ms). */
+export const LISTING_STALE_MS = 5 * PUBLISH_EVERY_MS
+/** Rooms one worker publishes at most (the listing is capped per worker so one list stays bounded). */
+export const MAX_PUBLISHED_ROOMS = 2000
 
 /** Pending claims allowed in all, per room a worker may open (`--max-rooms`, times the workers a directory serves): room for bursts, not for a flood. */
 export const PENDING_PER_ROOM = 4

@@ -33,7 +33,7 @@ interface Entry {
 /** Run a sweep from a cap check at most this often (ms): lapsed claims must not hold a budget until the periodic sweep. */
 const CAP_SWEEP_MS = 1000
 
-import { DirectoryStats, DirectoryUnavailable, PENDING_PER_ROOM, type LocateResult, type RoomDirectory, type WorkerAddress } from './directory.js'
+import { DirectoryStats, DirectoryUnavailable, LISTING_STALE_MS, MAX_PUBLISHED_ROOMS, PENDING_PER_ROOM, type ListedRoom, type LocateResult, type RoomDirectory, type RoomSummary, type WorkerAddress } from './directory.js'
 
 export { PENDING_PER_ROOM }
 
@@ -51,6 +51,8 @@ export class MemoryDirectory {
   readonly #byAddress = new Map<string, number>()
   #pending = 0
   #lastSweep = -Infinity
+  /** Each slot's last published rooms and when (Date.now ms); absent: none, or the slot died. */
+  readonly #published = new Map<number, { at: number; worker: string; rooms: readonly RoomSummary[] }>()
 
   constructor(slots: number, opts: DirectoryOptions = {}) {
     this.#load = new Array<number>(slots).fill(-1)
@@ -128,9 +130,25 @@ export class MemoryDirectory {
     if (e?.slot === slot) this.#delete(room, e)
   }
 
+  /** Slot `slot` (named `worker`) runs these rooms now (at most MAX_PUBLISHED_ROOMS are kept). */
+  publish(slot: number, worker: string, rooms: readonly RoomSummary[], now = Date.now()): void {
+    this.#published.set(slot, { at: now, worker, rooms: rooms.slice(0, MAX_PUBLISHED_ROOMS) })
+  }
+
+  /** Every serving slot's rooms published within LISTING_STALE_MS. */
+  listRooms(now = Date.now()): ListedRoom[] {
+    const out: ListedRoom[] = []
+    for (const [slot, p] of this.#published) {
+      if (now - p.at > LISTING_STALE_MS || (this.#load[slot] ?? -1) < 0) continue
+      for (const r of p.rooms) out.push({ ...r, worker: p.worker })
+    }
+    return out
+  }
+
   /** The slot died: forget its rooms and stop placing rooms there. Returns how many rooms (and claims) it had. */
   dropSlot(slot: number): number {
     this.#load[slot] = -1
+    this.#published.delete(slot)
     let n = 0
     for (const [room, e] of this.#rooms) {
       if (e.slot === slot) {
@@ -188,6 +206,10 @@ export class MemoryDirectory {
         this.dropSlot(slot)
         return Promise.resolve()
       },
+      publish: (rooms) => {
+        if (!closed) this.publish(slot, self.name, rooms)
+      },
+      listRooms: () => (closed ? Promise.reject(new DirectoryUnavailable('directory handle closed')) : Promise.resolve(this.listRooms())),
     }
     return dir
   }

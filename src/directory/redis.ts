@@ -9,6 +9,9 @@
  * - `P room:<id>`: the room's lease, `<name>|<incarnation>|<epoch>`. A claim
  *   (a `locate` with `create`) lives `claimTtlMs` unless opened; an opened
  *   room's lease lives `leaseTtlMs` and is renewed with the node record.
+ * - `P rooms:<name>`: the worker's rooms for `GET /rooms`, JSON
+ *   `[RoomSummary...]`, `PX LISTING_STALE_MS`, rewritten on every publish
+ *   (about once a second): a dead worker's list expires on its own.
  * - `P epoch`: the fencing counter (`INCR`); every new lease, a takeover
  *   included, carries a higher epoch than any before it. A Redis that
  *   restarted empty restarts it at 0: every heartbeat and registration
@@ -43,7 +46,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createClient } from 'redis'
 import { redactUrl } from '../config.js'
 import type { Logger } from '../log.js'
-import { DirectoryOp, DirectoryStats, DirectoryUnavailable, type LocateResult, type RoomDirectory, type WorkerAddress } from './directory.js'
+import { DirectoryOp, DirectoryStats, DirectoryUnavailable, LISTING_STALE_MS, MAX_PUBLISHED_ROOMS, type ListedRoom, type LocateResult, type RoomDirectory, type RoomSummary, type WorkerAddress } from './directory.js'
 
 export interface RedisDirectoryOptions {
   /** `redis://[user:password@]host[:port][/db]` or `rediss://` (TLS). */
@@ -451,6 +454,51 @@ export class RedisDirectory implements RoomDirectory {
     this.#release([id])
   }
 
+  publish(rooms: readonly RoomSummary[]): void {
+    if (this.#closed) return
+    const json = JSON.stringify(rooms.slice(0, MAX_PUBLISHED_ROOMS))
+    // Fire and forget: a failed publish is retried by the next one, a second later.
+    this.#send(['SET', `${this.#prefix}rooms:${this.self.name}`, json, 'PX', String(LISTING_STALE_MS)], this.#bgTimeoutMs).catch(() => {})
+  }
+
+  async listRooms(): Promise<readonly ListedRoom[]> {
+    if (this.#closed) throw new DirectoryUnavailable('room directory handle closed')
+    const work = (async () => {
+      const keys: string[] = []
+      let cursor = '0'
+      // SCAN, bounded: at most 100 rounds (a few thousand workers).
+      for (let i = 0; i < 100; i++) {
+        const r = (await this.#send(['SCAN', cursor, 'MATCH', `${this.#prefix}rooms:*`, 'COUNT', '500'], this.#timeoutMs)) as [string, string[]]
+        cursor = String(r[0])
+        keys.push(...r[1])
+        if (cursor === '0') break
+      }
+      if (keys.length === 0) return []
+      const values = (await this.#send(['MGET', ...keys], this.#timeoutMs)) as (string | null)[]
+      const out: ListedRoom[] = []
+      const cut = this.#prefix.length + 'rooms:'.length
+      values.forEach((v, i) => {
+        if (v === null) return
+        const worker = (keys[i] as string).slice(cut)
+        try {
+          const rooms = JSON.parse(v) as unknown
+          if (Array.isArray(rooms)) for (const r of rooms as RoomSummary[]) out.push({ ...r, worker })
+        } catch {
+          // a malformed list (another version?) is left out
+        }
+      })
+      return out
+    })()
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race([work, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new DirectoryUnavailable(`room directory did not answer within ${this.#timeoutMs} ms`)), this.#timeoutMs)))])
+    } catch (err) {
+      throw err instanceof DirectoryUnavailable ? err : new DirectoryUnavailable(`room directory: ${(err as Error).message}`, { cause: err })
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
   /** Compare-and-delete of `ids`; what fails is retried by the next beat (else a live owner's stale lease would outlive the room). */
   #release(ids: string[]): void {
     this.#op(DirectoryOp.RELEASE, this.#eval('release', [this.#nodeKey, ...ids.map((id) => this.#roomKey(id))], [this.#prefix, this.self.name, this.incarnation, '0']), this.#bgTimeoutMs).then(
@@ -469,6 +517,8 @@ export class RedisDirectory implements RoomDirectory {
     if (this.#timer) clearInterval(this.#timer)
     this.#timer = null
     const rooms = [...new Set([...this.#owned, ...this.#claims.keys(), ...this.#toRelease])]
+    // Our listing goes with us (not left to expire): best effort, with the release below.
+    if (this.#client.isReady) this.#send(['DEL', `${this.#prefix}rooms:${this.self.name}`], timeoutMs).catch(() => {})
     this.#owned.clear()
     this.#toRelease.clear()
     this.#claims.clear()

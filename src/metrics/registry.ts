@@ -81,6 +81,8 @@ export class Metrics {
     counter(r, `${prefix}auth_accepted_total`, 'Join tokens that verified at the upgrade (--auth)', () => stats.authAccepted)
     labeled(r, `${prefix}auth_refused_total`, 'Join tokens refused at the upgrade, by reason (401: missing, malformed, algorithm, signature, expired, not_yet_valid, issuer, audience; 403: room; 503: keys_unavailable)', 'reason', stats.authRefused)
     labeled(r, `${prefix}http_rejected_total`, 'HTTP requests and upgrades refused on the public port, by reason', 'reason', stats.upgradesRejected)
+    labeled(r, `${prefix}room_list_requests_total`, 'GET /rooms requests on the public port, by outcome (ok; bad_query: 400; method: 405; rate_limited: 429; unavailable: 503)', 'outcome', stats.roomList)
+    counter(r, `${prefix}room_meta_invalid_total`, 'Rooms whose game meta() threw or returned a bad value (logged once per room, listed as {})', () => stats.badRoomMeta)
     if (src.directory) directoryMetrics(r, prefix, src.directory)
   }
 

@@ -99,6 +99,20 @@ export type RedirectKind = (typeof RedirectKind)[keyof typeof RedirectKind]
 export const ResumeOutcome = { RESUMED: 'resumed', INVALID: 'invalid', EXPIRED: 'expired', USED: 'used' } as const
 export type ResumeOutcome = (typeof ResumeOutcome)[keyof typeof ResumeOutcome]
 
+/** How a `GET /rooms` ended: `tickwire_room_list_requests_total{outcome}` (src/net/room-list.ts). */
+export const RoomListOutcome = {
+  OK: 'ok',
+  /** 400: an unknown parameter or a bad value. */
+  BAD_QUERY: 'bad_query',
+  /** 405: not GET or HEAD. */
+  METHOD: 'method',
+  /** 429: over the per-address rate. */
+  RATE_LIMITED: 'rate_limited',
+  /** 503: the directory did not answer. */
+  UNAVAILABLE: 'unavailable',
+} as const
+export type RoomListOutcome = (typeof RoomListOutcome)[keyof typeof RoomListOutcome]
+
 function zeroes<T extends string>(values: Record<string, T>): Record<T, number> {
   const out = {} as Record<T, number>
   for (const v of Object.values(values)) out[v] = 0
@@ -132,6 +146,10 @@ export class Stats {
   authAccepted = 0
   /** Join tokens refused, by why (src/auth/auth.ts AuthFailure). */
   readonly authRefused = zeroes(AuthFailure)
+  /** `GET /rooms` requests, by outcome. */
+  readonly roomList = zeroes(RoomListOutcome)
+  /** Rooms whose game `meta()` threw or returned a bad value (each logged once, listed as {}). */
+  badRoomMeta = 0
   /** Times the public port stopped accepting because file descriptors ran short (see fd guard). */
   acceptPauses = 0
 }

@@ -189,4 +189,25 @@ export function directorySuite(t: Test, name: string, make: MakeWorld): void {
     a.opened('z9')
     a.closed('z9') // no-ops, no throw
   })
+
+  t.test(`${name}: published rooms are listed by every worker with their worker's name; a new publish replaces the old; a killed worker's rooms leave the list`, async (t) => {
+    const w = await world(t)
+    const [a, b, c] = w.dirs as [RoomDirectory, RoomDirectory, RoomDirectory]
+    const room = (id: string, players: number) => ({ id, quickPlay: id.startsWith('q'), players, capacity: 16, meta: { map: 'dust', round: 3, ranked: true } })
+    a.publish([room('alpha', 3), room('q-1', 1)])
+    b.publish([room('beta', 5)])
+    const names = (rooms: readonly { id: string; worker: string }[]) => rooms.map((r) => `${r.id}@${r.worker}`).sort()
+    const want = [`alpha@${a.self.name}`, `beta@${b.self.name}`, `q-1@${a.self.name}`]
+    for (const d of [a, b, c]) await eventually(async () => JSON.stringify(names(await d.listRooms())) === JSON.stringify(want), `${d.self.name} to list ${want.join(', ')}`)
+    const alpha = (await c.listRooms()).find((r) => r.id === 'alpha')
+    t.same(alpha, { ...room('alpha', 3), worker: a.self.name }, 'players, capacity and meta as published')
+    a.publish([room('alpha', 4)])
+    await eventually(async () => {
+      const l = await c.listRooms()
+      return l.find((r) => r.id === 'alpha')?.players === 4 && !l.some((r) => r.id === 'q-1')
+    }, 'the second publish to replace the first')
+    await w.kill(1)
+    await eventually(async () => !(await c.listRooms()).some((r) => r.id === 'beta'), "the killed worker's rooms to leave the list")
+    t.pass('listed')
+  })
 }
