@@ -104,6 +104,16 @@ t.test('one process: rooms with players and game meta; a bad meta is {} and logg
   t.equal(m.get('tickwire_room_meta_invalid_total'), 2)
 })
 
+t.test('behind a trusted proxy the rate limit is per client (X-Forwarded-For), not per balancer', async (t) => {
+  const tw = await startTest({ trustedProxies: '127.0.0.1' })
+  t.teardown(() => tw.stop())
+  const as = (client: string) => get(`http://127.0.0.1:${tw.port}/rooms`, { headers: { 'x-forwarded-for': client } })
+  const statuses: number[] = []
+  for (let i = 0; i < 20; i++) statuses.push((await as('10.0.0.1')).status)
+  t.ok(statuses.includes(429), 'one client over the rate: 429')
+  t.equal((await as('10.0.0.2')).status, 200, 'another client through the same balancer is served')
+})
+
 const summary = (l: RoomListing) => l.rooms.filter((r) => !r.quickPlay).map((r) => `${r.id}:${r.players}@${r.worker}`).sort().join(' ')
 
 t.test('two workers: rooms of both listed with right counts from either worker', { timeout: 120_000 }, async (t) => {

@@ -19,8 +19,9 @@ import type { Logger } from '../log.js'
 import { RoomListOutcome, type Stats } from '../metrics/stats.js'
 import type { RoomMeta } from '../sim/game.js'
 import type { Room, Rooms } from '../sim/room.js'
+import { budgetKey, clientAddress, parseTrustedProxies } from './addresses.js'
 import { endBody } from './handshake.js'
-import type { HttpResponse, TemplatedApp } from './uws.js'
+import type { HttpRequest, HttpResponse, TemplatedApp } from './uws.js'
 
 /** What a game's meta() may return (see GameRoom.meta). */
 export const META_LIMITS = { keys: 16, bytes: 512 } as const
@@ -75,6 +76,8 @@ export interface RoomListDeps {
   readonly log: Logger
   /** Absent: one process, the listing is its own rooms. */
   readonly directory?: RoomDirectory | undefined
+  /** `--trusted-proxies`: behind a balancer the rate limit is per client (X-Forwarded-For), not per balancer. */
+  readonly trustedProxies?: string
 }
 
 /** Publishes this process's rooms and serves GET /rooms. */
@@ -86,14 +89,16 @@ export class RoomList {
   readonly #badMeta = new WeakSet<Room>()
   readonly #buckets = new Map<string, { tokens: number; at: number }>()
   #cache: { at: number; rooms: Promise<readonly ListedRoom[]> } | null = null
+  readonly #trusted: ReadonlySet<string>
 
   constructor(app: TemplatedApp, rooms: Rooms, deps: RoomListDeps) {
     this.#rooms = rooms
     this.#deps = deps
+    this.#trusted = parseTrustedProxies(deps.trustedProxies ?? '')
     this.#timer = setInterval(() => this.#publish(), PUBLISH_EVERY_MS)
     this.#timer.unref()
-    app.get('/rooms', (res, req) => this.#handle(res, req.getQuery() ?? '', false))
-    app.head('/rooms', (res, req) => this.#handle(res, req.getQuery() ?? '', true))
+    app.get('/rooms', (res, req) => this.#handle(res, req, false))
+    app.head('/rooms', (res, req) => this.#handle(res, req, true))
     app.any('/rooms', (res) => {
       this.#deps.stats.roomList[RoomListOutcome.METHOD]++
       res.writeStatus('405 Method Not Allowed').writeHeader('allow', 'GET, HEAD').writeHeader('content-type', 'text/plain').end('use GET\n')
@@ -174,10 +179,17 @@ export class RoomList {
     return true
   }
 
-  #handle(res: HttpResponse, query: string, head: boolean): void {
+  #handle(res: HttpResponse, req: HttpRequest, head: boolean): void {
     const { stats } = this.#deps
-    const address = Buffer.from(res.getRemoteAddressAsText()).toString()
-    if (!this.#allow(address, performance.now())) {
+    const query = req.getQuery() ?? ''
+    const peer = Buffer.from(res.getRemoteAddressAsText()).toString()
+    let forwarded = ''
+    if (this.#trusted.size > 0) {
+      req.forEach((k, v) => {
+        if (k === 'x-forwarded-for') forwarded = forwarded === '' ? v : `${forwarded},${v}`
+      })
+    }
+    if (!this.#allow(budgetKey(clientAddress(peer, forwarded, this.#trusted)), performance.now())) {
       stats.roomList[RoomListOutcome.RATE_LIMITED]++
       endBody(res.writeStatus('429 Too Many Requests').writeHeader('retry-after', '1').writeHeader('content-type', 'text/plain'), 'too many room list requests from this address\n', head)
       return
