@@ -28,6 +28,7 @@ export const OPTIONS = {
   port: { kind: 'int', default: 9001, unit: 'port', min: 0, max: 65535, doc: 'public port: /play, /healthz, /readyz (0 picks a free port)' },
   host: { kind: 'string', default: '0.0.0.0', unit: 'address', doc: 'address the public port binds to' },
   game: { kind: 'string', default: '', unit: 'path', doc: 'your game: a built ES module exporting a Game (default export, or `game`), run by every worker; empty: the reference arena (and its browser page)' },
+  webDir: { kind: 'string', default: '', unit: 'path', doc: 'folder of your built web client (e.g. a Vite `dist/`), served at `/` by every worker: read whole at start (nested folders, index.html at `/` and `/dir/`; at most 10,000 files, 128 MiB); empty: the arena\'s bundled page for the arena, none for --game' },
   workers: { kind: 'int', default: 0, unit: 'processes', min: 0, max: 1024, doc: 'game processes sharing --port through SO_REUSEPORT, under a supervisor; 0: one per available core; 1: one process, no supervisor' },
   directPort: { kind: 'int', default: 0, unit: 'port', min: 0, max: 65535, doc: 'worker i also listens on direct-port + i (the redirect target for its rooms); 0: port + 1 + i, or free ports when --port is 0' },
   advertiseHost: { kind: 'string', default: '', unit: 'host', doc: 'host named in redirects to a direct port; empty: the host the client connected to' },

@@ -50,7 +50,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
   if (workers > 1 || config.redisUrl !== '') return supervise(config, workers, log)
   let tw: Tickwire
   try {
-    tw = await start(config, { log, game: await loadGame(config.game) })
+    tw = await start(config, { log, game: await loadGame(config.game), signals: false }) // handled below, with the drain timeout
   } catch (err) {
     log.error('tickwire failed to start', { error: (err as Error).message })
     process.exitCode = err instanceof ConfigError ? 2 : 1

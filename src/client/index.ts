@@ -739,3 +739,5 @@ function toBytes(data: unknown): Uint8Array {
   }
   throw new Error('text frame from server: the protocol is binary')
 }
+
+export { listRooms, roomsUrl, type ListedRoom, type ListRoomsOptions, type RoomListing } from './rooms.js'

@@ -35,6 +35,7 @@ import { mountHttpRoutes } from './http-routes.js'
 import { InputHandler } from './input.js'
 import { parseAllowedOrigins } from './origin.js'
 import { ResumeTokens } from './resume.js'
+import { RoomList } from './room-list.js'
 import { Routing } from './routing.js'
 import { Seating } from './seats.js'
 import { createApp, type TlsOptions } from './tls.js'
@@ -114,6 +115,8 @@ export class GameServer {
   readonly #seating: Seating
   readonly #input: InputHandler
   readonly #upgrades: Upgrades
+  /** GET /rooms, and this process's rooms published to the directory every second (room-list.ts). */
+  readonly #roomList: RoomList
   /** The public port as bound (the server's own origin has it; see origin.ts). */
   #publicPort = 0
   #nextSweep = 0
@@ -204,6 +207,7 @@ export class GameServer {
       info: { game: game.name, protocol: PROTOCOL_VERSION, tickHz: opts.tickHz, maxPlayersPerRoom: rooms.maxPlayersPerRoom, world: { width: layout.width, height: layout.height } },
       web: deps.web ?? new Map<string, StaticFile>(),
     })
+    this.#roomList = new RoomList(this.#app, rooms, { stats: this.stats, log, directory: deps.directory, trustedProxies: opts.trustedProxies })
   }
 
   /**
@@ -327,6 +331,7 @@ export class GameServer {
     if (this.#drained) return this.#drained
     // Nobody can come back to a stopping process: held seats go now.
     this.#holds.releaseAll()
+    this.#roomList.stop()
     this.#drained = new Promise<void>((resolve) => {
       const deadline = setTimeout(() => {
         for (const conn of [...this.#conns]) closeConn(conn, 'SHUTDOWN', DisconnectReason.SHUTDOWN)

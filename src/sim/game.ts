@@ -43,9 +43,12 @@ export interface Game {
   createRoom(ctx: RoomContext): GameRoom
 }
 
-/** What a game's room gets from tickwire. */
-export interface RoomContext {
-  readonly world: World
+/**
+ * What a game's room gets from tickwire. `F`: the game's field names
+ * (`RoomContext<'x' | 'y'>` in `createRoom`'s parameter), so `world.get(e, 'z')` does not compile.
+ */
+export interface RoomContext<F extends string = string> {
+  readonly world: World<F>
   /** Rebuilt after every step: positions as of the end of the previous tick. */
   readonly grid: Grid
   readonly layout: RoomLayout
