@@ -89,6 +89,11 @@ export const CloseCode = {
    * through the public endpoint; the seat is not carried over. Protocol 3.
    */
   ROOM_MOVED: 4015,
+  /**
+   * The game refused the player (its `join` returned `{ refuse }`): the close
+   * reason is the game's text (e.g. `team red is full`). Do not retry as is.
+   */
+  JOIN_REFUSED: 4016,
 } as const
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
 
@@ -113,6 +118,7 @@ export const CloseReason: { readonly [K in keyof typeof CloseCode]: string } = {
   REPLACED: 'session resumed elsewhere',
   ADDRESS_LIMIT: 'too many rooms from your address',
   ROOM_MOVED: 'room moved to another server',
+  JOIN_REFUSED: 'join refused by the game',
 }
 
 /** Close code number -> its name, e.g. 4003 -> 'TOO_SLOW'. */
@@ -131,5 +137,16 @@ export const MAX_NAME_BYTES = 32
 export const MAX_TOKEN_CHARS = 64
 /** Upgrade query `route` (protocol 3): a worker name, as the load balancer routes on it. */
 export const ROUTE_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
+/**
+ * Upgrade query `opts`: join options for the game's `join`, a JSON object of
+ * at most MAX_JOIN_OPTIONS keys (names like identifiers, at most 32
+ * characters) whose values are strings of at most MAX_JOIN_OPTION_BYTES UTF-8
+ * bytes, finite numbers or booleans; the whole value at most
+ * MAX_JOIN_OPTIONS_CHARS characters. Anything else gets HTTP 400.
+ */
+export const MAX_JOIN_OPTIONS_CHARS = 512
+export const MAX_JOIN_OPTIONS = 16
+export const MAX_JOIN_OPTION_BYTES = 128
+export const JOIN_OPTION_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/
 /** Longest REDIRECT `url` a client accepts (protocol 3). */
 export const MAX_REDIRECT_URL_CHARS = 2048

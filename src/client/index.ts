@@ -31,6 +31,10 @@
 import {
   CloseCode,
   MAX_NAME_BYTES,
+  JOIN_OPTION_KEY_PATTERN,
+  MAX_JOIN_OPTIONS,
+  MAX_JOIN_OPTIONS_CHARS,
+  MAX_JOIN_OPTION_BYTES,
   MsgType,
   PROTOCOL_VERSION,
   ROOM_ID_PATTERN,
@@ -60,6 +64,14 @@ export interface ConnectOptions {
   readonly room?: string
   /** Display name (at most 32 bytes). */
   readonly name?: string
+  /**
+   * Join options for the game's `join` (query `opts`, PROTOCOL.md §1), e.g.
+   * `{ team: 'red' }`: at most 16 keys, strings of at most 128 bytes, finite
+   * numbers, booleans, 512 characters as JSON. The game may refuse the join
+   * with a reason: `connect` then rejects with a ConnectError of code 4016
+   * (JOIN_REFUSED), its message holding the reason; no retry.
+   */
+  readonly joinOptions?: Readonly<Record<string, string | number | boolean>>
   /** Send an ACK for every applied tick (default true). Turn off only to test flow control. */
   readonly autoAck?: boolean
   /** Milliseconds to wait for WELCOME, per attempt (default 5000). */
@@ -402,6 +414,7 @@ export class TickwireClient {
     const u = new URL(base)
     if (opts.room !== undefined) u.searchParams.set('room', opts.room)
     if (opts.name !== undefined) u.searchParams.set('name', opts.name)
+    if (opts.joinOptions !== undefined && Object.keys(opts.joinOptions).length > 0) u.searchParams.set('opts', JSON.stringify(opts.joinOptions))
     u.searchParams.set('v', String(PROTOCOL_VERSION))
     return u.toString()
   }
@@ -695,14 +708,26 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f]/
  * const problem = joinProblem({ room: 'bad room!' }) // 'invalid room code "bad room!": ...'
  * ```
  */
-export function joinProblem(opts: { readonly room?: string; readonly name?: string }): string | null {
-  const { room, name } = opts
+export function joinProblem(opts: Pick<ConnectOptions, 'room' | 'name' | 'joinOptions'>): string | null {
+  const { room, name, joinOptions } = opts
   if (room !== undefined && !ROOM_ID_PATTERN.test(room)) {
     return `invalid room code ${JSON.stringify(room)}: it must be 1-32 characters of A-Z a-z 0-9 _ -`
   }
   if (name !== undefined) {
     if (new TextEncoder().encode(name).byteLength > MAX_NAME_BYTES) return `invalid name: at most ${MAX_NAME_BYTES} bytes of UTF-8`
     if (CONTROL_CHARS.test(name)) return 'invalid name: it must not contain control characters'
+  }
+  if (joinOptions !== undefined) {
+    const keys = Object.keys(joinOptions)
+    if (keys.length > MAX_JOIN_OPTIONS) return `invalid join options: at most ${MAX_JOIN_OPTIONS} keys`
+    for (const k of keys) {
+      const v = joinOptions[k]
+      if (!JOIN_OPTION_KEY_PATTERN.test(k)) return `invalid join option name ${JSON.stringify(k)}: A-Z a-z 0-9 _, at most 32 characters, not starting with a digit`
+      if (typeof v === 'string' ? new TextEncoder().encode(v).byteLength > MAX_JOIN_OPTION_BYTES : !(typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))) {
+        return `invalid join option ${k}: a string of at most ${MAX_JOIN_OPTION_BYTES} bytes, a finite number or a boolean`
+      }
+    }
+    if (JSON.stringify(joinOptions).length > MAX_JOIN_OPTIONS_CHARS) return `invalid join options: at most ${MAX_JOIN_OPTIONS_CHARS} characters as JSON`
   }
   return null
 }

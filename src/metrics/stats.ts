@@ -28,6 +28,8 @@ export const DisconnectReason = {
   ADDRESS_LIMIT: 'address_limit',
   /** The room's directory registration was taken over by another worker (this one was cut off): players rejoin there. */
   ROOM_MOVED: 'room_moved',
+  /** The game's join refused the player with a reason (JOIN_REFUSED). */
+  JOIN_REFUSED: 'join_refused',
 } as const
 export type DisconnectReason = (typeof DisconnectReason)[keyof typeof DisconnectReason]
 

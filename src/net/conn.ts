@@ -9,6 +9,7 @@ import type { DisconnectReason } from '../metrics/stats.js'
 import type { RoomReplicator, Viewer } from '../replicate/replicator.js'
 import type { Seat } from '../sim/room.js'
 import type { Identity } from '../auth/auth.js'
+import type { JoinOptions } from '../sim/game.js'
 import type { AddressEntry } from './addresses.js'
 import type { Session as HoldSession } from './holds.js'
 import type { TokenClaims } from './resume.js'
@@ -48,6 +49,8 @@ export interface Conn {
   readonly identity: Identity | null
   intent: Intent
   readonly name: string
+  /** The client's join options (query `opts`), for the game's join. */
+  readonly options: JoinOptions
   readonly roomId: string | null
   seat: Seat | null
   session: Session | null
@@ -64,10 +67,23 @@ export interface Conn {
   readonly msg: ClientMessage
 }
 
-/** Closes a socket with one of our close codes; the close handler counts `reason`. A second close is a no-op. */
-export function closeConn(conn: Conn, code: keyof typeof CloseCode, reason: DisconnectReason): void {
+/**
+ * Closes a socket with one of our close codes; the close handler counts
+ * `reason`. `text` replaces the code's usual reason (cut to the 123 bytes a
+ * close frame allows). A second close is a no-op.
+ */
+export function closeConn(conn: Conn, code: keyof typeof CloseCode, reason: DisconnectReason, text?: string): void {
   const ws = conn.ws
   if (!ws || conn.closing) return
   conn.closing = reason
-  ws.end(CloseCode[code], CloseReason[code])
+  ws.end(CloseCode[code], text === undefined || text === '' ? CloseReason[code] : closeText(text))
+}
+
+/** `text` cut to at most 123 bytes of UTF-8 at a character boundary. */
+export function closeText(text: string): string {
+  const bytes = Buffer.from(text)
+  if (bytes.length <= 123) return text
+  let end = 123
+  while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--
+  return bytes.subarray(0, end).toString()
 }

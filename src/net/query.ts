@@ -1,9 +1,10 @@
 /**
  * The `/play` upgrade query (PROTOCOL.md §1): `v`, `room`, `name`, for a
- * resume `player` with `resume`, `route`, and a join `token`. Checked before the upgrade; a
+ * resume `player` with `resume`, `route`, a join `token`, and join options `opts`. Checked before the upgrade; a
  * bad one gets HTTP 400 with the problem as its body.
  */
-import { MAX_NAME_BYTES, MAX_TOKEN_CHARS, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ROOM_ID_PATTERN, ROUTE_PATTERN } from '../../proto/index.js'
+import type { JoinOptions } from '../sim/game.js'
+import { JOIN_OPTION_KEY_PATTERN, MAX_JOIN_OPTIONS, MAX_JOIN_OPTIONS_CHARS, MAX_JOIN_OPTION_BYTES, MAX_NAME_BYTES, MAX_TOKEN_CHARS, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, ROOM_ID_PATTERN, ROUTE_PATTERN } from '../../proto/index.js'
 
 /** A valid query. `resume` is set only together with `player` and `room`. */
 export interface JoinQuery {
@@ -21,6 +22,37 @@ export interface JoinQuery {
   readonly route: string | null
   /** A join token (JWT) in the `token` parameter, for clients that cannot set a subprotocol; null when absent. */
   readonly token: string | null
+  /** Join options for the game's `join` (`opts`, a JSON object); empty when absent. */
+  readonly options: JoinOptions
+}
+
+
+const NO_OPTIONS: JoinOptions = Object.freeze({})
+const OPTIONS_PROBLEM = `opts must be a JSON object of at most ${MAX_JOIN_OPTIONS} keys (A-Z a-z 0-9 _, at most 32 characters) with string (at most ${MAX_JOIN_OPTION_BYTES} bytes), finite number or boolean values, at most ${MAX_JOIN_OPTIONS_CHARS} characters`
+
+/** Parses `opts`; the options, or null when they break a rule. */
+export function parseJoinOptions(raw: string): JoinOptions | null {
+  if (raw.length > MAX_JOIN_OPTIONS_CHARS) return null
+  let v: unknown
+  try {
+    v = JSON.parse(raw)
+  } catch {
+    return null
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null
+  const keys = Object.keys(v)
+  if (keys.length > MAX_JOIN_OPTIONS) return null
+  // A fresh object without a prototype: a key like __proto__ or constructor is plain data to the game.
+  const out = Object.create(null) as Record<string, string | number | boolean>
+  for (const k of keys) {
+    if (!JOIN_OPTION_KEY_PATTERN.test(k)) return null
+    const x = (v as Record<string, unknown>)[k]
+    if (typeof x === 'string') {
+      if (Buffer.byteLength(x) > MAX_JOIN_OPTION_BYTES) return null
+    } else if (!(typeof x === 'boolean' || (typeof x === 'number' && Number.isFinite(x)))) return null
+    out[k] = x
+  }
+  return Object.freeze(out)
 }
 
 /** Longest join token accepted (a JWT with a few claims is well under 1 KiB). */
@@ -43,6 +75,7 @@ export function parseJoinQuery(raw: string): JoinQuery | { readonly problem: str
   const token = query.get('resume')
   const route = query.get('route')
   const joinToken = query.get('token')
+  const opts = query.get('opts')
   const version = v === null ? UNANNOUNCED_VERSION : VERSION.test(v) ? Number(v) : NaN
   // Checked first: the rest of the query, and every frame, depend on the version.
   if (!(version >= MIN_PROTOCOL_VERSION && version <= PROTOCOL_VERSION)) {
@@ -56,5 +89,7 @@ export function parseJoinQuery(raw: string): JoinQuery | { readonly problem: str
   if (token !== null && token.length > MAX_TOKEN_CHARS) return { problem: `resume must be at most ${MAX_TOKEN_CHARS} characters` }
   if (route !== null && !ROUTE_PATTERN.test(route)) return { problem: 'route must be 1-64 characters of A-Z a-z 0-9 _ . -' }
   if (joinToken !== null && (joinToken === '' || joinToken.length > MAX_JOIN_TOKEN_CHARS)) return { problem: `token must be 1-${MAX_JOIN_TOKEN_CHARS} characters` }
-  return { version, room, name, resume: token !== null ? { player: Number(player), token } : null, route, token: joinToken }
+  const options = opts === null ? NO_OPTIONS : parseJoinOptions(opts)
+  if (options === null) return { problem: OPTIONS_PROBLEM }
+  return { version, room, name, resume: token !== null ? { player: Number(player), token } : null, route, token: joinToken, options }
 }

@@ -7,6 +7,7 @@
 import { PROTOCOL_VERSION, encodeWelcome } from '../../proto/index.js'
 import type { EventLog, Logger } from '../log.js'
 import { AddressLimit, DisconnectReason, ResumeOutcome, type Stats } from '../metrics/stats.js'
+import type { JoinRefused } from '../sim/game.js'
 import { JoinRefusal, type Rooms, type Seat } from '../sim/room.js'
 import type { AddressBook, AddressEntry } from './addresses.js'
 import { closeConn, type Conn, type RoomLink, type Session } from './conn.js'
@@ -49,10 +50,10 @@ export class Seating {
 
   /** Seats a plain join, or closes it with why it could not be seated. */
   join(conn: Conn): void {
-    let seat: Seat | JoinRefusal
+    let seat: Seat | JoinRefusal | JoinRefused
     this.#creating = conn.addr
     try {
-      seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name, this.#book.mayCreateRoom(conn.addr), conn.identity ?? undefined)
+      seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name, this.#book.mayCreateRoom(conn.addr), conn.identity ?? undefined, conn.options)
     } catch (err) {
       // The game could not even build the room: nothing was registered.
       this.#stats.roomErrors++
@@ -72,6 +73,10 @@ export class Seating {
         return closeConn(conn, 'ROOM_FULL', DisconnectReason.ROOM_FULL)
       case JoinRefusal.SERVER_FULL:
         return closeConn(conn, 'SERVER_FULL', DisconnectReason.SERVER_FULL)
+    }
+    if ('refuse' in seat) {
+      this.#log.debug('join refused by the game', { player: conn.playerId, room: conn.roomId ?? '(quick play)', reason: seat.refuse })
+      return closeConn(conn, 'JOIN_REFUSED', DisconnectReason.JOIN_REFUSED, seat.refuse)
     }
     const session: Session = newSession<Conn>()
     seat.link = session

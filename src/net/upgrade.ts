@@ -199,6 +199,7 @@ export class Upgrades {
       identity,
       intent,
       name,
+      options: q.options,
       roomId: room,
       seat: null,
       session: null,

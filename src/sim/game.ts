@@ -70,14 +70,31 @@ export interface PlayerIdentity {
   readonly room: string | null
 }
 
+/**
+ * What a client asked for when joining (upgrade query `opts`, PROTOCOL.md §1):
+ * at most 16 keys, strings of at most 128 bytes, finite numbers, booleans;
+ * already checked for shape, not for meaning: the game checks what it uses.
+ * Empty when the client sent none.
+ */
+export type JoinOptions = Readonly<Record<string, string | number | boolean>>
+
+/** `join`'s refusal: the client is closed with JOIN_REFUSED (4016) and `refuse` as the close reason (cut to 123 bytes). */
+export interface JoinRefused {
+  readonly refuse: string
+}
+
 /** One room's rules. All calls happen on the tick thread, never concurrently. */
 export interface GameRoom {
   /**
-   * A player joins: spawn their entity and return its id, or -1 to refuse.
+   * A player joins: spawn their entity and return its id; -1 when there is no
+   * room for them (the client gets ROOM_FULL); `{ refuse: 'why' }` to turn
+   * them away with a reason they see (JOIN_REFUSED, e.g. `team red is full`).
    * `name` is the token's name when auth is on (else the query's);
-   * `identity` is set for an authenticated player.
+   * `identity` is set for an authenticated player; `options` are the
+   * client's join options (`connect({ joinOptions })` in the SDK; tickwire
+   * always passes them, `{}` when none were sent).
    */
-  join(name: string, identity?: PlayerIdentity): number
+  join(name: string, identity?: PlayerIdentity, options?: JoinOptions): number | JoinRefused
   /** A player leaves: usually despawn their entity. */
   leave(entity: number): void
   /**

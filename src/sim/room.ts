@@ -4,7 +4,7 @@
  * layer hangs its connection object on `Seat.link` and `Room.link`.
  */
 import { randomBytes } from 'node:crypto'
-import type { Game, GameRoom, PlayerIdentity } from './game.js'
+import type { Game, GameRoom, JoinOptions, JoinRefused, PlayerIdentity } from './game.js'
 import { Grid } from './grid.js'
 import { mulberry32 } from './random.js'
 import { World } from './world.js'
@@ -57,10 +57,21 @@ export class Room {
     return this.seats.length >= this.maxPlayers
   }
 
-  /** Seats a player; null when the room is full or the game refuses. */
-  join(playerId: number, name: string, identity?: PlayerIdentity): Seat | null {
+  /** Seats a player; null when the room is full, the game has no entity for them, or refused them. */
+  join(playerId: number, name: string, identity?: PlayerIdentity, options: JoinOptions = NO_OPTIONS): Seat | null {
+    const r = this.tryJoin(playerId, name, identity, options)
+    return r && 'refuse' in r ? null : r
+  }
+
+  /** As `join`, with the game's refusal (and its reason) as it gave it. */
+  tryJoin(playerId: number, name: string, identity?: PlayerIdentity, options: JoinOptions = NO_OPTIONS): Seat | JoinRefused | null {
     if (this.full) return null
-    const entity = identity ? this.rules.join(name, identity) : this.rules.join(name)
+    const entity = this.rules.join(name, identity, options)
+    if (typeof entity === 'object' && entity !== null) {
+      if (typeof entity.refuse !== 'string') throw new TypeError(`join returned an object without a refuse string: ${JSON.stringify(entity)}`)
+      return { refuse: entity.refuse }
+    }
+    if (typeof entity !== 'number' || !Number.isInteger(entity)) throw new TypeError(`join must return an entity id, -1 or { refuse }, got ${String(entity)}`)
     if (entity < 0) return null
     const seat: Seat = {
       playerId,
@@ -107,6 +118,8 @@ export class Room {
     this.grid.rebuild()
   }
 }
+
+const NO_OPTIONS: JoinOptions = Object.freeze({})
 
 export interface RoomsOptions {
   readonly maxPlayersPerRoom: number
@@ -172,7 +185,7 @@ export class Rooms {
    * quick play, in the fullest quick-play room that has a free seat. With
    * `mayCreate` false, a join that needs a new room is refused instead.
    */
-  join(roomId: string | null, playerId: number, name: string, mayCreate = true, identity?: PlayerIdentity): Seat | JoinRefusal {
+  join(roomId: string | null, playerId: number, name: string, mayCreate = true, identity?: PlayerIdentity, options: JoinOptions = NO_OPTIONS): Seat | JoinRefusal | JoinRefused {
     let room: Room | undefined
     if (roomId !== null) {
       room = this.byId.get(roomId)
@@ -192,16 +205,16 @@ export class Rooms {
       // Throws if the game cannot build the room; nothing is registered then.
       room = this.#create(roomId ?? this.#newId(), roomId === null)
     }
-    let seat: Seat | null
+    let seat: Seat | JoinRefused | null
     try {
-      seat = room.join(playerId, name, identity)
+      seat = room.tryJoin(playerId, name, identity, options)
     } catch (err) {
       this.fail(room, err)
       return JoinRefusal.FAILED
     }
-    if (seat) return seat
+    if (seat && 'playerId' in seat) return seat
     if (room.seats.length === 0) this.#dispose(room)
-    return JoinRefusal.ROOM_FULL
+    return seat ?? JoinRefusal.ROOM_FULL
   }
 
   leave(seat: Seat): void {

@@ -98,8 +98,8 @@ export async function startWsJson(opts: PeerOptions): Promise<WsJsonServer> {
       return
     }
     const joined = rooms.join(roomId, ++nextPlayer, name)
-    if (typeof joined === 'string') {
-      ws.close(CLOSE_REFUSED, joined)
+    if (typeof joined === 'string' || 'refuse' in joined) {
+      ws.close(CLOSE_REFUSED, typeof joined === 'string' ? joined : joined.refuse)
       return
     }
     const seat = joined
