@@ -43,6 +43,7 @@ import {
   encodeAck,
   encodeInput,
   encodePing,
+  type FieldSpec,
   type InputSpec,
   type Redirect,
   type ServerMessage,
@@ -58,6 +59,12 @@ export { InputPredictor, PREDICTOR_DEFAULTS } from './prediction.js'
 export type { PredictorOptions, StepFn } from './prediction.js'
 export type { ApplyResult, EntityValues } from './table.js'
 export { CloseCode, closeCodeName } from '../../proto/index.js'
+
+/**
+ * The field names of a game declared with `as const` fields, for
+ * `TickwireClient.entity<F>()`: `FieldNames<typeof tag>` is `'x' | 'y' | 'it'`.
+ */
+export type FieldNames<G extends { readonly fields: readonly { readonly name: string }[] }> = G['fields'][number]['name']
 
 export interface ConnectOptions {
   /** Room id to join; omit for quick play. */
@@ -443,6 +450,27 @@ export class TickwireClient {
   /** The current connection's WELCOME (replaced when a reconnect joins afresh). */
   get welcome(): Welcome {
     return this.#welcome
+  }
+
+  /**
+   * One entity's fields by name, in world units (each quantized value times
+   * its field's quantum), as of the newest applied STATE; undefined when the
+   * entity is not in view. `F` names the fields: `FieldNames<typeof myGame>`
+   * for a game declared with `as const` fields, so `client.entity<F>(id)?.z`
+   * does not compile when the game has no `z`. Allocates one object: for game
+   * logic and UI, not for a per-frame loop over thousands of entities (read
+   * `table.entities` there).
+   */
+  entity<F extends string = string>(id: number): Readonly<Record<F, number>> | undefined {
+    const values = this.table.entities.get(id)
+    if (!values) return undefined
+    const fields = this.#welcome.fields
+    const out: Record<string, number> = {}
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i] as FieldSpec
+      out[f.name] = (values[i] as number) * f.quantum
+    }
+    return out as Record<F, number>
   }
 
   /** The underlying WebSocket (browser `WebSocket` or `ws`): for diagnostics and tests, not for sending. */
