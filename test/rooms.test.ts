@@ -31,6 +31,7 @@ async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, what
 
 t.test('checkMeta and parseListQuery: what is accepted and what is refused', async (t) => {
   t.same(checkMeta({ map: 'dust', round: 3, ranked: false }), { map: 'dust', round: 3, ranked: false })
+  t.equal(JSON.stringify(checkMeta(JSON.parse('{"__proto__":"x","a":1}'))), '{"__proto__":"x","a":1}', 'a __proto__ key stays a key')
   t.match(checkMeta(null), /plain object/)
   t.match(checkMeta([1]), /plain object/)
   t.match(checkMeta({ x: NaN }), /NaN/)

@@ -39,7 +39,8 @@ export function checkMeta(v: unknown): RoomMeta | string {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'not a plain object'
   const keys = Object.keys(v)
   if (keys.length > META_LIMITS.keys) return `${keys.length} keys (at most ${META_LIMITS.keys})`
-  const out: Record<string, string | number | boolean> = {}
+  // No prototype: a game's `__proto__` key stays a key (a plain object would take it as its prototype and list {}).
+  const out = Object.create(null) as Record<string, string | number | boolean>
   for (const k of keys) {
     const x = (v as Record<string, unknown>)[k]
     if (typeof x === 'string' || typeof x === 'boolean' || (typeof x === 'number' && Number.isFinite(x))) out[k] = x
