@@ -101,35 +101,30 @@ export class Grid {
    */
   nearest(x: number, y: number, radius: number, filter?: (entity: number) => boolean): number {
     if (!(radius >= 0) || x !== x || y !== y) return -1
-    const cs = this.cellSize
-    const cols = this.cols
-    const x0 = clampIndex(Math.floor((x - radius) / cs), cols)
-    const x1 = clampIndex(Math.floor((x + radius) / cs), cols)
-    const y0 = clampIndex(Math.floor((y - radius) / cs), this.rows)
-    const y1 = clampIndex(Math.floor((y + radius) / cs), this.rows)
-    const { cellStart, items } = this
-    const alive = this.#world.alive
-    const xs = this.#xs
-    const ys = this.#ys
-    let best = -1
-    let bestD2 = radius * radius
-    for (let cy = y0; cy <= y1; cy++) {
-      for (let cx = x0; cx <= x1; cx++) {
-        const cell = cy * cols + cx
-        for (let k = cellStart[cell] as number, end = cellStart[cell + 1] as number; k < end; k++) {
-          const e = items[k] as number
-          if (alive[e] !== 1) continue
-          const dx = (xs[e] as number) - x
-          const dy = (ys[e] as number) - y
-          const d2 = dx * dx + dy * dy
-          if (!(d2 <= bestD2) || (d2 === bestD2 && best !== -1 && e > best)) continue
-          if (filter !== undefined && !filter(e)) continue
-          best = e
-          bestD2 = d2
-        }
-      }
-    }
+    // The scan is forEachNear's, with one callback made once; saved and restored, so a filter may query too.
+    const savedBest = this.#best
+    const savedD2 = this.#bestD2
+    const savedFilter = this.#filter
+    this.#best = -1
+    this.#bestD2 = radius * radius
+    this.#filter = filter
+    this.forEachNear(x, y, radius, this.#consider)
+    const best = this.#best
+    this.#best = savedBest
+    this.#bestD2 = savedD2
+    this.#filter = savedFilter
     return best
+  }
+
+  // nearest()'s running answer, and its candidate check for forEachNear.
+  #best = -1
+  #bestD2 = 0
+  #filter: ((entity: number) => boolean) | undefined = undefined
+  readonly #consider = (e: number, d2: number): void => {
+    if (d2 > this.#bestD2 || (d2 === this.#bestD2 && this.#best !== -1 && e > this.#best)) return
+    if (this.#filter !== undefined && !this.#filter(e)) return
+    this.#best = e
+    this.#bestD2 = d2
   }
 
   rebuild(): void {
