@@ -8,8 +8,8 @@ import t from 'tap'
 import { CloseCode } from '../proto/index.js'
 import { ConnectError, TickwireClient, joinProblem } from '../src/client/index.js'
 import type { Game, GameRoom, JoinOptions, PlayerIdentity } from '../src/sim/game.js'
-import WsSocket from 'ws'
 import { otherGame } from './fixtures/other-game.js'
+import { upgradeStatusAt } from './helpers/lb.js'
 import { sample, startTest } from './helpers/server.js'
 
 /** The dots game, with a join that records what it got and keeps a team at most one player big. */
@@ -83,22 +83,7 @@ t.test('join options reach the game; a refusal reaches the client with its reaso
 t.test('bad opts get HTTP 400 with the rule before any upgrade', async (t) => {
   const tw = await startTest({}, { game: teamGame([]) })
   t.teardown(() => tw.stop())
-  const status = (query: string) =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const ws = new WsSocket(`${tw.url}?${query}`)
-      ws.on('unexpected-response', (_req, res) => {
-        let body = ''
-        res.on('data', (b: Buffer) => (body += b.toString()))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
-      })
-      ws.on('open', () => {
-        ws.close()
-        resolve({ status: 0, body: '' })
-      })
-      ws.on('error', (err) => {
-        if (!/Unexpected server response/.test(err.message)) reject(err)
-      })
-    })
+  const status = (query: string) => upgradeStatusAt(`${tw.url}?${query}`)
   const bad = ['[1,2]', '{"a":{"b":1}}', '{"a":null}', '{"1a":1}', 'not json', `{"s":"${'x'.repeat(129)}"}`, JSON.stringify(Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, i]))), `{"a":"${'x'.repeat(600)}"}`]
   for (const opts of bad) {
     const res = await status(`v=3&opts=${encodeURIComponent(opts)}`)

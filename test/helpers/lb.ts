@@ -301,8 +301,13 @@ export function lbGet(lb: Lb, path: string, headers: Record<string, string> = {}
 
 /** HTTP status and body of a WebSocket upgrade through `lb` that does not open (status 0: it opened); trusts lb.ca. */
 export function upgradeStatus(lb: Lb, query: string): Promise<{ status: number; body: string }> {
+  return upgradeStatusAt(`${lb.wsUrl}?${query}`, lb.ca)
+}
+
+/** HTTP status and body of a WebSocket upgrade of `url` that does not open (status 0: it opened). */
+export function upgradeStatusAt(url: string, ca?: string | Buffer): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const ws = new WsSocket(`${lb.wsUrl}?${query}`, { ca: lb.ca })
+    const ws = new WsSocket(url, ca === undefined ? {} : { ca })
     ws.on('unexpected-response', (_req, res) => {
       let body = ''
       res.on('data', (b: Buffer) => (body += b.toString()))
