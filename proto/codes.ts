@@ -9,7 +9,9 @@
  * Bumped on any incompatible change to a frame layout. A client announces the
  * version it speaks with the upgrade query `v` (absent: 2); the server answers
  * WELCOME with that version and writes REDIRECT in its layout. Version 3 added
- * `v`, the REDIRECT `url` (a public endpoint with a route) and `ROOM_MOVED`.
+ * `v`, the REDIRECT `url` (a public endpoint with a route), `ROOM_MOVED`,
+ * WELCOME's five trailing elements, game messages (MESSAGE, CLIENT_MESSAGE)
+ * and entity props (PROPS).
  */
 export const PROTOCOL_VERSION = 3 as const
 /** The oldest version a server still speaks (and that the SDK accepts in WELCOME). */
@@ -17,7 +19,10 @@ export const MIN_PROTOCOL_VERSION = 2 as const
 
 /** First element of every frame (every frame is a MessagePack array). */
 export const MsgType = {
-  /** server -> client: `[1, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input, resumeToken]` */
+  /**
+   * server -> client: `[1, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input, resumeToken]`;
+   * protocol 3 adds `ackWindow, messageSeq, messages, clientMessages, props`
+   */
   WELCOME: 1,
   /** server -> client: `[2, tick, baseAge, inputSeq, removed, changed, created]`; ids gap-coded */
   STATE: 2,
@@ -29,12 +34,18 @@ export const MsgType = {
    * (the public endpoint with `route` and `room`) replaces `port` and `host`.
    */
   REDIRECT: 4,
+  /** server -> client (protocol 3): `[5, kind, ...values]`: a game message; one of the reliable stream's frames */
+  MESSAGE: 5,
+  /** server -> client (protocol 3): `[6, entity, ...values]`: an entity's props (no values: cleared); one of the reliable stream's frames */
+  PROPS: 6,
   /** client -> server: `[16, seq, ackTick, ...inputValues]` */
   INPUT: 16,
   /** client -> server: `[17, ackTick]`: ack without input */
   ACK: 17,
   /** client -> server: `[18, clientTime]`: answered by PONG */
   PING: 18,
+  /** client -> server (protocol 3): `[19, kind, ...values]`: a game message of a kind WELCOME's `clientMessages` declares */
+  CLIENT_MESSAGE: 19,
 } as const
 export type MsgType = (typeof MsgType)[keyof typeof MsgType]
 
@@ -55,9 +66,13 @@ export const CloseCode = {
   BAD_MESSAGE: 4000,
   /** The frame decoded but a field has the wrong type, is not finite, or is out of range. */
   BAD_INPUT: 4001,
-  /** More messages per second than the input rate limit allows. */
+  /** More frames per second than the input rate limit allows, or more CLIENT_MESSAGEs than the message rate limit. */
   RATE_LIMITED: 4002,
-  /** The client could not keep up: too many bytes buffered toward it, or skipped for too long. */
+  /**
+   * The client could not keep up: too many bytes buffered toward it, skipped
+   * for too long, or more unacknowledged game messages than the outbox holds
+   * (then the seat is not held: a resume gets RESUME_EXPIRED, and the client joins afresh).
+   */
   TOO_SLOW: 4003,
   /** The requested room has no free seat. */
   ROOM_FULL: 4004,

@@ -2,3 +2,4 @@
 export * from './codes.js'
 export * from './messages.js'
 export * from './msgpack.js'
+export * from './schema.js'

@@ -5,6 +5,7 @@
  */
 import { Packr } from 'msgpackr'
 import { MAX_REDIRECT_URL_CHARS, MIN_PROTOCOL_VERSION, MsgType, PROTOCOL_VERSION } from './codes.js'
+import { MAX_MESSAGE_VALUES, fieldFromWire, fieldToWire, messageFromWire, messageToWire, valueProblem, type MessageSpec, type Value, type ValueSpec } from './schema.js'
 import { NumberArrayError, StrictDecodeError, decodeStrict, readNumberArray, type StrictLimits } from './strict.js'
 
 /** A replicated entity field: values travel as `round(value / quantum)`. */
@@ -39,6 +40,24 @@ export interface Welcome {
    * Empty when the server holds no seats (`--resume-window 0`).
    */
   readonly resumeToken: string
+  /**
+   * Protocol 3: STATE frames the server sends unacknowledged before it
+   * pauses (§6). 0 from a protocol 2 server (which does not say).
+   */
+  readonly ackWindow: number
+  /**
+   * Protocol 3: the number of the first MESSAGE or PROPS frame after this
+   * WELCOME; each such frame is the next number. A resumed seat's frames
+   * that may not have arrived are sent again: drop those below the next
+   * number you expect. 0 from a protocol 2 server.
+   */
+  readonly messageSeq: number
+  /** Protocol 3: the game's server-to-client message kinds; MESSAGE's `kind` is an index here. Empty from protocol 2. */
+  readonly messages: readonly MessageSpec[]
+  /** Protocol 3: the kinds a client may send with CLIENT_MESSAGE. Empty from protocol 2. */
+  readonly clientMessages: readonly MessageSpec[]
+  /** Protocol 3: the values of an entity's props (PROPS). Empty from protocol 2. */
+  readonly props: readonly ValueSpec[]
 }
 
 /**
@@ -80,17 +99,25 @@ export type ServerMessage =
   | ({ readonly type: typeof MsgType.STATE } & StateFrame)
   | { readonly type: typeof MsgType.PONG; readonly clientTime: number; readonly roomPlayers: number }
   | ({ readonly type: typeof MsgType.REDIRECT } & Redirect)
+  /** A game message: `kind` indexes WELCOME's `messages`; values not yet checked against it. */
+  | { readonly type: typeof MsgType.MESSAGE; readonly kind: number; readonly values: readonly Value[] }
+  /** An entity's props: `values` empty means cleared; not yet checked against WELCOME's `props`. */
+  | { readonly type: typeof MsgType.PROPS; readonly entity: number; readonly values: readonly Value[] }
 
 // Plain MessagePack only: no records, no extensions on the wire. Decoding is never msgpackr's
 // (it honours extension types and structured-clone references: a small frame can expand without
 // bound); both sides read with the strict reader in strict.ts.
 const packr = new Packr({ useRecords: false, variableMapSize: true })
-/** Server frames nest at most three deep (WELCOME's field specs); values are bounded by the frame's bytes anyway. */
-const SERVER_LIMITS: StrictLimits = { maxDepth: 3, maxValues: 1 << 20 }
+/** Server frames nest at most five deep (WELCOME's message declarations); values are bounded by the frame's bytes anyway. */
+const SERVER_LIMITS: StrictLimits = { maxDepth: 5, maxValues: 1 << 20 }
 
-/** Encodes a WELCOME frame. Runs once per connection, so msgpackr's general encoder is fine here. */
+/**
+ * Encodes a WELCOME frame in the layout of `w.version`: 10 elements for
+ * protocol 2, 15 for protocol 3. Runs once per connection, so msgpackr's
+ * general encoder is fine here.
+ */
 export function encodeWelcome(w: Welcome): Uint8Array {
-  return packr.pack([
+  const v2 = [
     MsgType.WELCOME,
     w.version,
     w.playerId,
@@ -101,7 +128,24 @@ export function encodeWelcome(w: Welcome): Uint8Array {
     w.fields.map((f) => [f.name, f.quantum]),
     w.input.map((i) => [i.name, i.min, i.max]),
     w.resumeToken,
-  ])
+  ]
+  if (w.version < 3) return packr.pack(v2)
+  return packr.pack([...v2, w.ackWindow, w.messageSeq, w.messages.map(messageToWire), w.clientMessages.map(messageToWire), w.props.map(fieldToWire)])
+}
+
+/** Encodes a MESSAGE frame `[5, kind, ...values]`; the values are the game's, already checked. */
+export function encodeMessage(kind: number, values: readonly Value[]): Uint8Array {
+  return packr.pack([MsgType.MESSAGE, kind, ...values])
+}
+
+/** Encodes a PROPS frame `[6, entity, ...values]`; no values: the entity's props are cleared. */
+export function encodeProps(entity: number, values: readonly Value[]): Uint8Array {
+  return packr.pack([MsgType.PROPS, entity, ...values])
+}
+
+/** Encodes a CLIENT_MESSAGE frame `[19, kind, ...values]` (client side). */
+export function encodeClientMessage(kind: number, values: readonly Value[]): Uint8Array {
+  return packr.pack([MsgType.CLIENT_MESSAGE, kind, ...values])
 }
 
 /**
@@ -187,13 +231,13 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
       return { type: MsgType.STATE, tick, baseTick, inputSeq, removed, changed, created }
     }
     case MsgType.WELCOME: {
-      const [, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input, resumeToken] = m
-      // Checked first: another version may have another layout. Versions 2 and 3 share WELCOME's.
+      const [, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input, resumeToken, ackWindow, messageSeq, messages, clientMessages, props] = m
+      // Checked first: another version may have another layout. Version 3 appends five elements to version 2's ten.
       if (!isInt(version) || version < MIN_PROTOCOL_VERSION || version > PROTOCOL_VERSION) {
         throw new ProtocolError(`server speaks protocol ${String(version)}, this client ${MIN_PROTOCOL_VERSION} to ${PROTOCOL_VERSION}`)
       }
       if (
-        m.length !== 10 ||
+        m.length !== (version >= 3 ? 15 : 10) ||
         typeof resumeToken !== 'string' ||
         !isInt(version) ||
         !isInt(playerId) ||
@@ -218,7 +262,23 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
         }
         return { name: x[0], min: x[1], max: x[2] }
       })
-      return { type: MsgType.WELCOME, version, playerId, roomId, tickHz, entityId, historyTicks, fields: f, input: inp, resumeToken }
+      const base = { type: MsgType.WELCOME, version, playerId, roomId, tickHz, entityId, historyTicks, fields: f, input: inp, resumeToken } as const
+      if (version < 3) return { ...base, ackWindow: 0, messageSeq: 0, messages: [], clientMessages: [], props: [] }
+      if (!isInt(ackWindow) || ackWindow < 1 || !isInt(messageSeq) || messageSeq < 0 || !Array.isArray(messages) || !Array.isArray(clientMessages) || !Array.isArray(props)) {
+        throw new ProtocolError('bad WELCOME (protocol 3 elements)')
+      }
+      const kinds = (list: unknown[]): MessageSpec[] =>
+        list.map((x) => {
+          const spec = messageFromWire(x)
+          if (!spec) throw new ProtocolError('bad WELCOME message declaration')
+          return spec
+        })
+      const p = props.map((x: unknown) => {
+        const spec = fieldFromWire(x)
+        if (!spec) throw new ProtocolError('bad WELCOME props declaration')
+        return spec
+      })
+      return { ...base, ackWindow, messageSeq, messages: kinds(messages), clientMessages: kinds(clientMessages), props: p }
     }
     case MsgType.REDIRECT: {
       // Protocol 2: 3 elements; protocol 3: a 4th, the url ('' means what protocol 2 means).
@@ -228,6 +288,16 @@ export function decodeServerMessage(bytes: Uint8Array): ServerMessage {
       }
       if (!isInt(port) || port < (url === '' ? 1 : 0) || port > 65535) throw new ProtocolError('bad REDIRECT')
       return { type: MsgType.REDIRECT, port, host, url }
+    }
+    case MsgType.MESSAGE:
+    case MsgType.PROPS: {
+      const id = m[1]
+      if (m.length < 2 || !isInt(id) || id < 0 || (m[0] === MsgType.PROPS && id >= 65536)) throw new ProtocolError(m[0] === MsgType.PROPS ? 'bad PROPS' : 'bad MESSAGE')
+      const values = m.slice(2)
+      for (const v of values) {
+        if (typeof v !== 'number' && typeof v !== 'string' && typeof v !== 'boolean') throw new ProtocolError(`bad ${m[0] === MsgType.PROPS ? 'PROPS' : 'MESSAGE'} value: ${v === null ? 'nil' : 'an array'}`)
+      }
+      return m[0] === MsgType.PROPS ? { type: MsgType.PROPS, entity: id, values } : { type: MsgType.MESSAGE, kind: id, values }
     }
     case MsgType.PONG:
       if (m.length !== 3 || typeof m[1] !== 'number' || !isInt(m[2]) || m[2] < 0) throw new ProtocolError('bad PONG')
@@ -279,6 +349,7 @@ export function parseClientMessage(bytes: Uint8Array, spec: readonly InputSpec[]
   if (n === NumberArrayError.MALFORMED || n === 0) return ClientError.MALFORMED
   const type = scratch[0] as number // NaN when the type itself was not a number
   out.type = Number.isInteger(type) ? type : 0
+  if (out.type === MsgType.CLIENT_MESSAGE) return null // strings and booleans too: the caller reads it with parseGameMessage
   if (out.type !== MsgType.INPUT && out.type !== MsgType.ACK && out.type !== MsgType.PING) return ClientError.MALFORMED
   if (n < 0) return ClientError.TYPE // too long, or an element that is not a number
   switch (out.type) {
@@ -313,8 +384,50 @@ export function parseClientMessage(bytes: Uint8Array, spec: readonly InputSpec[]
   }
 }
 
+/** A CLIENT_MESSAGE as read by `parseGameMessage`: its kind and values, checked against that kind's declaration. */
+export interface GameMessage {
+  readonly kind: number
+  readonly values: readonly Value[]
+}
+
+const GAME_MESSAGE_LIMITS: StrictLimits = { maxDepth: 1, maxValues: 3 + MAX_MESSAGE_VALUES }
+
+/**
+ * Reads a CLIENT_MESSAGE (`[19, kind, ...values]`, server side) strictly and
+ * checks it against `kinds` (the game's client message declarations).
+ * Returns the message, or why it is refused: MALFORMED for bytes outside the
+ * subset, or a nested array; TYPE for a kind that is not an integer, a
+ * wrong count, or a value of the wrong type (a non-integer int, a
+ * non-finite number, nil); RANGE for an unknown kind, an int out of its
+ * range, or a string longer than declared. Never throws.
+ */
+export function parseGameMessage(bytes: Uint8Array, kinds: readonly MessageSpec[]): GameMessage | ClientError {
+  let m: unknown
+  try {
+    m = decodeStrict(bytes, GAME_MESSAGE_LIMITS)
+  } catch {
+    return ClientError.MALFORMED
+  }
+  if (!Array.isArray(m) || m[0] !== MsgType.CLIENT_MESSAGE) return ClientError.MALFORMED
+  const kind = m[1]
+  if (!Number.isInteger(kind)) return ClientError.TYPE
+  const spec = kinds[kind as number]
+  if (!spec) return ClientError.RANGE
+  if (m.length !== 2 + spec.fields.length) return ClientError.TYPE
+  for (let i = 0; i < spec.fields.length; i++) {
+    const f = spec.fields[i] as ValueSpec
+    const v = m[2 + i] as unknown
+    const wrongType =
+      f.type === 'string' ? typeof v !== 'string' : f.type === 'bool' ? typeof v !== 'boolean' : typeof v !== 'number' || !Number.isFinite(v) || (f.type === 'int' && !Number.isInteger(v))
+    if (wrongType) return ClientError.TYPE
+    if (valueProblem(f, v) !== null) return ClientError.RANGE
+  }
+  return { kind: kind as number, values: m.slice(2) as Value[] }
+}
+
 /** Longest client frame read: the type, seq, ack and up to this many input values (a longer one is refused unread). */
 export const MAX_CLIENT_VALUES = 256
 const scratch = new Float64Array(3 + MAX_CLIENT_VALUES)
 
 export { PROTOCOL_VERSION }
+

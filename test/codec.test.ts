@@ -83,10 +83,15 @@ t.test('every server message round-trips', async (t) => {
     ],
     input: spec,
     resumeToken: 'AAAAAAAAAAA.0.AAAAAAAAAAAAAAAAAAAAAA',
-  }
-  t.same(decodeServerMessage(encodeWelcome(welcome)), { type: MsgType.WELCOME, ...welcome })
+    ackWindow: 12,
+    messageSeq: 5,
+    messages: [{ name: 'tagged', fields: [{ name: 'by', type: 'int', min: 0, max: 65535 }, { name: 'why', type: 'string', maxBytes: 64 }] }],
+    clientMessages: [{ name: 'chat', fields: [{ name: 'text', type: 'string', maxBytes: 200 }, { name: 'loud', type: 'bool' }, { name: 'at', type: 'number' }] }],
+    props: [{ name: 'name', type: 'string', maxBytes: 32 }],
+  } as const
+  t.same(decodeServerMessage(encodeWelcome(welcome)), { type: MsgType.WELCOME, ...welcome }, 'a protocol 3 WELCOME carries the five trailing elements')
   t.same(decodeServerMessage(encodePong(123.5, 7)), { type: MsgType.PONG, clientTime: 123.5, roomPlayers: 7 })
-  t.same(decodeServerMessage(encodeWelcome({ ...welcome, version: MIN_PROTOCOL_VERSION })), { type: MsgType.WELCOME, ...welcome, version: 2 }, 'a protocol 2 WELCOME is accepted')
+  t.same(decodeServerMessage(encodeWelcome({ ...welcome, version: MIN_PROTOCOL_VERSION })), { type: MsgType.WELCOME, ...welcome, version: 2, ackWindow: 0, messageSeq: 0, messages: [], clientMessages: [], props: [] }, 'a protocol 2 WELCOME is accepted (10 elements, none of the protocol 3 ones)')
   t.throws(() => decodeServerMessage(new Packr({ useRecords: false }).pack([MsgType.WELCOME, 1, 7])), { message: /server speaks protocol 1, this client 2 to 3/ })
   t.throws(() => decodeServerMessage(encodeWelcome({ ...welcome, version: PROTOCOL_VERSION + 1 })), { message: /server speaks protocol 4, this client 2 to 3/ })
   t.throws(() => decodeServerMessage(new Packr({ useRecords: false }).pack([MsgType.WELCOME, '3'])), { message: /server speaks protocol 3, this client/ }, 'a version that is not a number')

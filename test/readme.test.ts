@@ -36,12 +36,13 @@ t.test('the README code examples type-check against the real API', async (t) => 
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1] as string)
+  // ```ts blocks, and ```ts file=<name> blocks (the walkthrough's files, which test/tag-game.test.ts also runs).
+  const blocks = [...readme.matchAll(/```ts(?: file=([\w.-]+))?\n([\s\S]*?)```/g)].map((m) => ({ name: m[1], code: m[2] as string }))
   t.ok(blocks.length >= 2, `${blocks.length} ts blocks`)
   const files: string[] = []
-  blocks.forEach((code, i) => {
+  blocks.forEach(({ name, code }, i) => {
     const local = code.replace(/from 'tickwire\/client'/g, "from '../../src/client/index.js'").replace(/from 'tickwire'/g, "from '../../src/main.js'")
-    const file = `example${i}.ts`
+    const file = name ?? `example${i}.ts`
     writeFileSync(new URL(file, dir), `export {}\n${local}`)
     files.push(file)
   })

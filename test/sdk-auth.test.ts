@@ -100,6 +100,11 @@ function welcome(ws: WebSocket, query: URLSearchParams, over: Partial<Welcome> =
     fields: [{ name: 'x', quantum: 1 }],
     input: [{ name: 'mx', min: -1, max: 1 }],
     resumeToken: `resume-${nextPlayer}`,
+    ackWindow: Number(query.get('v') ?? 2) >= 3 ? 4 : 0,
+    messageSeq: 0,
+    messages: [],
+    clientMessages: [],
+    props: [],
     ...over,
   }
   ws.send(encodeWelcome(w))

@@ -39,15 +39,22 @@ import {
   PROTOCOL_VERSION,
   ROOM_ID_PATTERN,
   closeCodeName,
+  dataOf,
   decodeServerMessage,
   encodeAck,
+  encodeClientMessage,
+  valuesOf,
+  wireProblem,
+  ProtocolError,
   encodeInput,
   encodePing,
   type FieldSpec,
   type InputSpec,
+  type MessageSpec,
   type Redirect,
   type ServerMessage,
   type StateFrame,
+  type Value,
   type Welcome,
 } from '../../proto/index.js'
 import { EntityTable, type ApplyResult } from './table.js'
@@ -59,6 +66,7 @@ export { InputPredictor, PREDICTOR_DEFAULTS } from './prediction.js'
 export type { PredictorOptions, StepFn } from './prediction.js'
 export type { ApplyResult, EntityValues } from './table.js'
 export { CloseCode, closeCodeName } from '../../proto/index.js'
+export type { DataOf, MessageData, MessageSpec, Value, ValueSpec } from '../../proto/index.js'
 
 /**
  * The field names of a game declared with `as const` fields, for
@@ -151,6 +159,14 @@ const RESUME_REFUSED: ReadonlySet<number> = new Set([CloseCode.RESUME_INVALID, C
 export interface ClientEvents {
   /** A STATE frame was applied to `table`. */
   state: (frame: StateFrame, result: ApplyResult) => void
+  /**
+   * A game message (protocol 3): its declared name and values by name
+   * (checked against WELCOME's `messages`; no prototype). Each arrives once
+   * and in order, also across a resume.
+   */
+  message: (name: string, data: Readonly<Record<string, Value>>) => void
+  /** An entity's props were set or changed (`props` its values by name), or cleared (undefined). `client.props` holds them all. */
+  props: (entity: number, props: Readonly<Record<string, Value>> | undefined) => void
   /** PONG: round-trip time in ms, and the players seated in this client's room. */
   pong: (rttMs: number, roomPlayers: number) => void
   /** The connection dropped and the client is reconnecting (`attempt` counts from 1). */
@@ -384,6 +400,17 @@ export class TickwireClient {
   rejoins = 0
   /** REDIRECTs followed (the room lived on another worker), over all connections. */
   redirects = 0
+  /**
+   * Every entity's props by id (protocol 3, a game that declares `props`):
+   * kept across a resume, emptied when the client joins afresh.
+   */
+  readonly props = new Map<number, Readonly<Record<string, Value>>>()
+  /** MESSAGE and PROPS frames dropped as repeats: a resumed connection resends what the server could not know arrived. */
+  repeatsDropped = 0
+  /** Stream number of the next MESSAGE or PROPS frame on this connection (from WELCOME's `messageSeq`). */
+  #streamSeq = 0
+  /** Stream number of the next frame not applied yet: a resumed connection's repeats below it are dropped. */
+  #streamNext = 0
   #welcome: Welcome
   #socket: SocketLike
   readonly #dialer: Dialer
@@ -398,6 +425,8 @@ export class TickwireClient {
   #reconnecting = false
   #listeners: { [K in keyof ClientEvents]: ClientEvents[K][] } = {
     state: [],
+    message: [],
+    props: [],
     pong: [],
     reconnecting: [],
     resumed: [],
@@ -413,6 +442,7 @@ export class TickwireClient {
     this.#socket = opened.socket
     this.#welcome = opened.welcome
     this.table = new EntityTable(opened.welcome.fields, opened.welcome.historyTicks + 2)
+    this.#streamNext = opened.welcome.messageSeq
     this.#attach(opened)
   }
 
@@ -494,8 +524,9 @@ export class TickwireClient {
    * the application has attached its listeners (after `connect` resolves)
    * and seen 'resumed'/'rejoined' before their 'state' events.
    */
-  #attach({ socket: s, early }: Opened): void {
+  #attach({ socket: s, early, welcome }: Opened): void {
     this.#early = early
+    this.#streamSeq = welcome.messageSeq
     s.onerror = () => {}
     s.onmessage = (ev) => {
       if (s !== this.#socket) return
@@ -581,6 +612,8 @@ export class TickwireClient {
           for (const fn of this.#listeners.resumed) fn()
         } else {
           this.serverInputSeq = 0
+          this.#streamNext = welcome.messageSeq // a new seat: a new stream
+          this.props.clear()
           this.rejoins++
           for (const fn of this.#listeners.rejoined) fn(welcome, lost, closeCodeName(lost))
         }
@@ -611,9 +644,25 @@ export class TickwireClient {
     this.framesReceived++
     let msg: ServerMessage
     let result: ApplyResult | null = null
+    let data: Readonly<Record<string, Value>> | undefined
+    let fresh = false
     try {
       msg = decodeServerMessage(bytes)
       if (msg.type === MsgType.STATE) result = this.table.apply(msg)
+      else if (msg.type === MsgType.MESSAGE || msg.type === MsgType.PROPS) {
+        // One reliable stream, numbered from WELCOME's messageSeq; a resume repeats what may not have arrived.
+        const seq = this.#streamSeq++
+        fresh = seq >= this.#streamNext
+        if (!fresh) this.repeatsDropped++
+        else {
+          this.#streamNext = seq + 1
+          data = this.#streamData(msg)
+          if (msg.type === MsgType.PROPS) {
+            if (data) this.props.set(msg.entity, data)
+            else this.props.delete(msg.entity)
+          }
+        }
+      }
     } catch (err) {
       // The server broke the protocol (or this SDK is out of date): the table can no longer be trusted.
       for (const fn of this.#listeners.error) fn(err as Error)
@@ -629,10 +678,53 @@ export class TickwireClient {
         queueMicrotask(this.#flushAck)
       }
       for (const fn of this.#listeners.state) fn(msg, result)
+    } else if (msg.type === MsgType.MESSAGE && fresh) {
+      const name = (this.#welcome.messages[msg.kind] as MessageSpec).name
+      for (const fn of this.#listeners.message) fn(name, data as Readonly<Record<string, Value>>)
+    } else if (msg.type === MsgType.PROPS && fresh) {
+      for (const fn of this.#listeners.props) fn(msg.entity, data)
     } else if (msg.type === MsgType.PONG) {
       const rtt = now() - msg.clientTime
       for (const fn of this.#listeners.pong) fn(rtt, msg.roomPlayers)
     }
+  }
+
+  /** A MESSAGE's or PROPS's values by name, checked against WELCOME (undefined: props cleared); throws ProtocolError. */
+  #streamData(msg: ServerMessage & { type: typeof MsgType.MESSAGE | typeof MsgType.PROPS }): Readonly<Record<string, Value>> | undefined {
+    const w = this.#welcome
+    if (msg.type === MsgType.PROPS) {
+      if (msg.values.length === 0) return undefined
+      const p = wireProblem(w.props, msg.values, 0, `PROPS of entity ${msg.entity}`)
+      if (p) throw new ProtocolError(p)
+      return dataOf(w.props, msg.values, 0)
+    }
+    const spec = w.messages[msg.kind]
+    if (!spec) throw new ProtocolError(`MESSAGE of kind ${msg.kind}: WELCOME declares ${w.messages.length}`)
+    const p = wireProblem(spec.fields, msg.values, 0, `MESSAGE ${spec.name}`)
+    if (p) throw new ProtocolError(p)
+    return dataOf(spec.fields, msg.values, 0)
+  }
+
+  /**
+   * Sends game message `name` (one of `welcome.clientMessages`) with its
+   * values by name. Checked first: an undeclared name, a missing or extra
+   * value, or a bad one throws a RangeError naming it, and nothing is sent.
+   * Returns false when it was not sent because the connection is down
+   * (reconnecting, or closed): resend what matters after 'resumed'. The
+   * server rate-limits messages (`--message-rate`, default 20/s, burst 40):
+   * past it, it closes RATE_LIMITED.
+   */
+  send(name: string, data: Readonly<Record<string, Value>>): boolean {
+    const kinds = this.#welcome.clientMessages
+    const kind = kinds.findIndex((k) => k.name === name)
+    if (kind < 0) throw new RangeError(`unknown message ${JSON.stringify(name)}: the server declares ${kinds.map((k) => JSON.stringify(k.name)).join(', ') || 'none'}`)
+    const spec = kinds[kind] as MessageSpec
+    const values: Value[] = new Array<Value>(spec.fields.length)
+    const p = valuesOf(spec.fields, data, values, 0, `message ${name}`)
+    if (p) throw new RangeError(p)
+    if (this.#socket.readyState !== 1 || this.#reconnecting) return false
+    this.#socket.send(encodeClientMessage(kind, values))
+    return true
   }
 
   #flushAck = (): void => {

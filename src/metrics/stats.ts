@@ -30,6 +30,8 @@ export const DisconnectReason = {
   ROOM_MOVED: 'room_moved',
   /** The game's join refused the player with a reason (JOIN_REFUSED). */
   JOIN_REFUSED: 'join_refused',
+  /** More unacknowledged game messages and props than --outbox-bytes/--outbox-frames (closed TOO_SLOW; the seat is not held). */
+  OUTBOX_FULL: 'outbox_full',
 } as const
 export type DisconnectReason = (typeof DisconnectReason)[keyof typeof DisconnectReason]
 
@@ -41,6 +43,8 @@ export const RejectReason = {
   SEQUENCE: 'sequence',
   BAD_ACK: 'bad_ack',
   RATE_LIMITED: 'rate_limited',
+  /** CLIENT_MESSAGEs faster than --message-rate (closed RATE_LIMITED). */
+  MESSAGE_RATE: 'message_rate',
   TEXT_FRAME: 'text_frame',
   TOO_BIG: 'too_big',
 } as const
@@ -129,6 +133,12 @@ export class Stats {
   bytesReceived = 0
   messagesReceived = 0
   inputsApplied = 0
+  /** Game message and props frames queued for players (one per player a frame goes to). */
+  gameMessagesQueued = 0
+  /** CLIENT_MESSAGEs accepted and handed to the room. */
+  gameMessagesReceived = 0
+  /** Players whose outbox overflowed (closed TOO_SLOW, or their held seat released). */
+  outboxOverflows = 0
   /** Rooms closed because their game code (create, join, leave, step) or their replication threw; each counts once. */
   roomErrors = 0
   readonly disconnects = zeroes(DisconnectReason)

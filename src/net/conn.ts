@@ -55,9 +55,12 @@ export interface Conn {
   seat: Seat | null
   session: Session | null
   viewer: Viewer | null
-  /** Token bucket for the input rate limit. */
+  /** Token bucket for the input rate limit (every frame). */
   tokens: number
   lastRefill: number
+  /** Token bucket for the game message rate limit (CLIENT_MESSAGE only). */
+  msgTokens: number
+  msgRefill: number
   /** Highest input sequence number received. */
   lastSeq: number
   /** When the current run of skipped frames began (0: not skipping). */

@@ -9,10 +9,15 @@
  * client's ack, so it carries everything missed. A send that uWS reports as
  * dropped closes DESYNC rather than leaving the client desynced.
  *
+ * The player's queued game messages and props (outbox.ts) leave in the same
+ * corked send, just before the STATE frame, and only when a STATE is sent: a
+ * skipped tick holds them back too, so they never pass the flow control.
+ *
  * Knows sockets and the replicator, not sessions or rooms: the caller closes.
  */
 import { FullStateReason, SkipReason, type Stats } from '../metrics/stats.js'
 import { FullReason, type RoomReplicator, type Viewer } from '../replicate/replicator.js'
+import type { Outbox } from './outbox.js'
 import type { WebSocket } from './uws.js'
 
 /** What `FrameSender.send` did. */
@@ -40,6 +45,8 @@ export class FrameSender {
   // State for the one cork callback (no closure per send).
   #corkWs: WebSocket<unknown> | null = null
   #corkFrame: Uint8Array = new Uint8Array(0)
+  #corkOutbox: Outbox | null = null
+  #corkTick = 0
   #corkResult = 0
 
   constructor(opts: FlowOptions, stats: Stats, encodeBytes: number) {
@@ -48,8 +55,12 @@ export class FrameSender {
     this.#out = new Uint8Array(encodeBytes)
   }
 
-  /** Sends `viewer` its frame of the room's current snapshot, or skips it; `inputSeq` is the seat's applied input. */
-  send(ws: WebSocket<unknown>, flow: Flow, viewer: Viewer, rep: RoomReplicator, inputSeq: number, now: number): SendResult {
+  /**
+   * Sends `viewer` its frame of the room's current snapshot, or skips it;
+   * `inputSeq` is the seat's applied input. `outbox`'s unsent frames go first,
+   * in the same cork.
+   */
+  send(ws: WebSocket<unknown>, flow: Flow, viewer: Viewer, rep: RoomReplicator, inputSeq: number, now: number, outbox: Outbox | null = null): SendResult {
     const buffered = ws.getBufferedAmount()
     if (buffered > this.#opts.hardBackpressure) return SendResult.TOO_SLOW
     let skip: SkipReason | null = null
@@ -67,8 +78,12 @@ export class FrameSender {
     else if (viewer.lastFull === FullReason.BASELINE_EXPIRED) this.#stats.fullStates[FullStateReason.BASELINE_EXPIRED]++
     this.#corkWs = ws
     this.#corkFrame = this.#views[len] ??= this.#out.subarray(0, len)
+    if (outbox) outbox.ack(viewer.ackTick)
+    this.#corkOutbox = outbox !== null && outbox.hasUnsent ? outbox : null
+    this.#corkTick = rep.tick
     ws.cork(this.#corkedSend)
     this.#corkWs = null
+    this.#corkOutbox = null
     if (this.#corkResult === 2) return SendResult.DESYNC
     this.#stats.framesSent++
     this.#stats.messagesSent++
@@ -77,6 +92,21 @@ export class FrameSender {
   }
 
   readonly #corkedSend = (): void => {
-    this.#corkResult = (this.#corkWs as WebSocket<unknown>).send(this.#corkFrame, true)
+    const ws = this.#corkWs as WebSocket<unknown>
+    const outbox = this.#corkOutbox
+    if (outbox) {
+      const stats = this.#stats
+      for (let f = outbox.next(); f !== undefined; f = outbox.next()) {
+        const r = ws.send(f, true)
+        if (r === 2) {
+          this.#corkResult = 2
+          return
+        }
+        outbox.sent(this.#corkTick)
+        stats.messagesSent++
+        stats.bytesSent += f.byteLength
+      }
+    }
+    this.#corkResult = ws.send(this.#corkFrame, true)
   }
 }

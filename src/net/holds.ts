@@ -9,6 +9,7 @@ import type { EventLog } from '../log.js'
 import { AddressLimit, type Stats } from '../metrics/stats.js'
 import type { Room, Rooms, Seat } from '../sim/room.js'
 import type { AddressBook, AddressEntry } from './addresses.js'
+import type { Outbox } from './outbox.js'
 
 /** A player's hold on a seat, across connections (`Seat.link`). `C` is the network layer's connection. */
 export interface Session<C extends object = object> {
@@ -21,10 +22,12 @@ export interface Session<C extends object = object> {
   /** While held: the budget the hold counts against, and whether it was all that kept the room alive. */
   holder: AddressEntry | null
   idleHold: boolean
+  /** The seat's game messages and props not yet acknowledged (protocol 3 and a game that declares some); null: none are sent. */
+  readonly outbox: Outbox | null
 }
 
-export function newSession<C extends object>(): Session<C> {
-  return { conn: null, gen: 0, heldUntil: 0, holder: null, idleHold: false }
+export function newSession<C extends object>(outbox: Outbox | null = null): Session<C> {
+  return { conn: null, gen: 0, heldUntil: 0, holder: null, idleHold: false, outbox }
 }
 
 const sessionOf = (seat: Seat | undefined): Session | undefined => seat?.link as Session | undefined

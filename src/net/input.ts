@@ -1,10 +1,11 @@
 /**
  * Client frames after the upgrade: the per-socket rate limit, the strict
  * decode (proto/strict.ts, no allocation), and what each message does to the
- * seat (INPUT, ACK, PING). Any bad frame closes its own socket with a
+ * seat (INPUT, ACK, PING, CLIENT_MESSAGE: checked against the game's
+ * declaration, rate-limited on its own, queued for the room's next tick). Any bad frame closes its own socket with a
  * documented code and is counted; it never reaches another player.
  */
-import { ClientError, MsgType, encodePong, parseClientMessage, type CloseCode, type InputSpec } from '../../proto/index.js'
+import { ClientError, MsgType, encodePong, parseClientMessage, parseGameMessage, type CloseCode, type InputSpec, type MessageSpec } from '../../proto/index.js'
 import type { EventLog } from '../log.js'
 import { DisconnectReason, RejectReason, type Stats } from '../metrics/stats.js'
 import { AckResult } from '../replicate/replicator.js'
@@ -14,6 +15,8 @@ import type { WebSocket } from './uws.js'
 export interface InputOptions {
   readonly inputRate: number
   readonly inputBurst: number
+  readonly messageRate: number
+  readonly messageBurst: number
   readonly softBackpressure: number
 }
 
@@ -22,10 +25,12 @@ export class InputHandler {
   readonly #stats: Stats
   readonly #events: EventLog
   readonly #input: readonly InputSpec[]
+  readonly #kinds: readonly MessageSpec[]
 
-  constructor(opts: InputOptions, input: readonly InputSpec[], stats: Stats, events: EventLog) {
+  constructor(opts: InputOptions, input: readonly InputSpec[], kinds: readonly MessageSpec[], stats: Stats, events: EventLog) {
     this.#opts = opts
     this.#input = input
+    this.#kinds = kinds
     this.#stats = stats
     this.#events = events
   }
@@ -53,6 +58,7 @@ export class InputHandler {
     }
     const seat = conn.seat
     const viewer = conn.viewer
+    if (msg.type === MsgType.CLIENT_MESSAGE) return this.#gameMessage(conn, message)
     if (!seat || !viewer) return
     switch (msg.type) {
       case MsgType.INPUT:
@@ -76,6 +82,29 @@ export class InputHandler {
         return
       }
     }
+  }
+
+  /**
+   * A CLIENT_MESSAGE: its own token bucket (a message costs the game more
+   * than an input), then the strict read against the declared kinds, then
+   * the room's inbox. Protocol 2 connections have no messages: BAD_MESSAGE.
+   */
+  #gameMessage(conn: Conn, message: ArrayBuffer): void {
+    if (conn.version < 3 || this.#kinds.length === 0) return this.reject(conn, RejectReason.MALFORMED, 'BAD_MESSAGE', DisconnectReason.BAD_MESSAGE)
+    const now = performance.now()
+    conn.msgTokens = Math.min(this.#opts.messageBurst, conn.msgTokens + ((now - conn.msgRefill) / 1000) * this.#opts.messageRate)
+    conn.msgRefill = now
+    if (conn.msgTokens < 1) return this.reject(conn, RejectReason.MESSAGE_RATE, 'RATE_LIMITED', DisconnectReason.RATE_LIMITED)
+    conn.msgTokens -= 1
+    const m = parseGameMessage(new Uint8Array(message), this.#kinds)
+    if (typeof m === 'string') {
+      if (m === ClientError.MALFORMED) return this.reject(conn, RejectReason.MALFORMED, 'BAD_MESSAGE', DisconnectReason.BAD_MESSAGE)
+      return this.reject(conn, m === ClientError.RANGE ? RejectReason.RANGE : RejectReason.TYPE, 'BAD_INPUT', DisconnectReason.BAD_INPUT)
+    }
+    const seat = conn.seat
+    if (!seat) return
+    this.#stats.gameMessagesReceived++
+    seat.room.messages.receive(seat, m.kind, m.values)
   }
 
   /** Counts and logs (rate-limited) a bad frame, then closes its socket. */

@@ -2,7 +2,8 @@
  * Seating a connection once its socket is open: a join (quick play or a
  * named room, within the address's room budget), a resume (a token with a
  * valid MAC takes a held seat back at its generation), and the WELCOME that
- * binds a connection to its seat. The next tick sends it a full state.
+ * binds a connection to its seat. The next tick sends it a full state, with
+ * the seat's queued game messages and props before it (outbox.ts).
  */
 import { PROTOCOL_VERSION, encodeWelcome } from '../../proto/index.js'
 import type { EventLog, Logger } from '../log.js'
@@ -12,12 +13,14 @@ import { JoinRefusal, type Rooms, type Seat } from '../sim/room.js'
 import type { AddressBook, AddressEntry } from './addresses.js'
 import { closeConn, type Conn, type RoomLink, type Session } from './conn.js'
 import { newSession, type SeatHolds } from './holds.js'
+import { Outbox, type OutboxLimits } from './outbox.js'
 import type { ResumeTokens, TokenClaims } from './resume.js'
 import type { WebSocket } from './uws.js'
 
-export interface SeatOptions {
+export interface SeatOptions extends OutboxLimits {
   readonly tickHz: number
   readonly historyTicks: number
+  readonly ackWindow: number
   readonly resumeWindow: number
 }
 
@@ -52,8 +55,11 @@ export class Seating {
   join(conn: Conn): void {
     let seat: Seat | JoinRefusal | JoinRefused
     this.#creating = conn.addr
+    // Made first: the game's join may already send the player messages, and the seat gets the room's props.
+    const messages = conn.version >= 3 && this.#rooms.schema.used
+    const session: Session = newSession<Conn>(messages ? new Outbox(this.#opts) : null)
     try {
-      seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name, this.#book.mayCreateRoom(conn.addr), conn.identity ?? undefined, conn.options)
+      seat = this.#rooms.join(conn.roomId, conn.playerId, conn.name, this.#book.mayCreateRoom(conn.addr), conn.identity ?? undefined, conn.options, session)
     } catch (err) {
       // The game could not even build the room: nothing was registered.
       this.#stats.roomErrors++
@@ -78,8 +84,6 @@ export class Seating {
       this.#log.debug('join refused by the game', { player: conn.playerId, room: conn.roomId ?? '(quick play)', reason: seat.refuse })
       return closeConn(conn, 'JOIN_REFUSED', DisconnectReason.JOIN_REFUSED, seat.refuse)
     }
-    const session: Session = newSession<Conn>()
-    seat.link = session
     this.#attach(conn, seat, session)
     this.#log.debug('join', { player: conn.playerId, room: seat.room.id, entity: seat.entity })
   }
@@ -109,6 +113,9 @@ export class Seating {
     }
     this.#holds.end(seat)
     conn.lastSeq = seat.inputSeq // input sequence numbers continue across connections
+    // What the old connection may not have delivered goes again; WELCOME's messageSeq lets the client skip what it has.
+    // A protocol 2 connection resuming a protocol 3 seat gets none of it (it would not understand), the outbox keeps it.
+    if (conn.version >= 3) session.outbox?.resend()
     this.#stats.resumes[ResumeOutcome.RESUMED]++
     this.#attach(conn, seat, session)
     this.#log.debug('resume', { player: conn.playerId, room: seat.room.id, entity: seat.entity })
@@ -129,6 +136,8 @@ export class Seating {
     const link = seat.room.link as RoomLink
     conn.viewer = link.rep.newViewer(seat.entity)
     const game = this.#rooms.game
+    const v3 = conn.version >= 3
+    const schema = this.#rooms.schema
     const welcome = encodeWelcome({
       version: Math.min(conn.version, PROTOCOL_VERSION),
       playerId: conn.playerId,
@@ -140,6 +149,11 @@ export class Seating {
       input: game.input,
       // Bound to the player's `sub` when authenticated: only the same player can resume the seat.
       resumeToken: this.#opts.resumeWindow > 0 ? this.#tokens.issue(seat.room.id, link.instance, conn.playerId, session.gen, conn.identity?.sub ?? '') : '',
+      ackWindow: this.#opts.ackWindow,
+      messageSeq: v3 ? (session.outbox?.firstSeq ?? 0) : 0,
+      messages: v3 ? schema.messages : [],
+      clientMessages: v3 ? schema.clientMessages : [],
+      props: v3 ? schema.props : [],
     })
     ws.cork(() => ws.send(welcome, true))
     this.#stats.messagesSent++

@@ -20,13 +20,13 @@
  * REDIRECT (routing.ts; where a room lives is the room directory's answer,
  * src/directory/).
  */
-import { CloseCode, PROTOCOL_VERSION } from '../../proto/index.js'
+import { CloseCode, PROTOCOL_VERSION, worstFrameBytes } from '../../proto/index.js'
 import { AuthMode, type Verifier } from '../auth/auth.js'
 import type { RoomDirectory } from '../directory/directory.js'
 import { EventLog, type Logger } from '../log.js'
 import { DisconnectReason, RejectReason, Stats } from '../metrics/stats.js'
 import { RoomReplicator, encodeBufferBytes, maxFrameBytes } from '../replicate/replicator.js'
-import type { Room, Rooms } from '../sim/room.js'
+import type { Room, Rooms, Seat } from '../sim/room.js'
 import { AddressBook, parseTrustedProxies, type AddressLimits } from './addresses.js'
 import { closeConn, type Conn, type RoomLink, type Session } from './conn.js'
 import { FrameSender, SendResult } from './flow.js'
@@ -56,6 +56,12 @@ export interface ServerOptions extends AddressLimits, TlsOptions {
   readonly maxStallSeconds: number
   readonly inputRate: number
   readonly inputBurst: number
+  /** CLIENT_MESSAGEs per second per socket, and the burst above it. */
+  readonly messageRate: number
+  readonly messageBurst: number
+  /** Bounds of one player's unacknowledged game messages and props (outbox.ts). */
+  readonly outboxBytes: number
+  readonly outboxFrames: number
   readonly maxMessageBytes: number
   readonly idleTimeout: number
   /** Seconds a dropped player's seat is held for a resume; 0: never held. */
@@ -140,7 +146,11 @@ export class GameServer {
     this.#holds = new SeatHolds(rooms, this.#book, this.stats, this.#events, opts)
     this.#seating = new Seating(rooms, this.#book, this.#holds, tokens, this.stats, this.#events, log, opts)
     const game = rooms.game
-    this.#input = new InputHandler(opts, game.input, this.stats, this.#events)
+    for (const m of rooms.schema.clientMessages) {
+      const worst = worstFrameBytes(m.fields)
+      if (worst > opts.maxMessageBytes) throw new Error(`client message ${m.name} may take ${worst} bytes, more than --max-message-bytes (${opts.maxMessageBytes}): raise it or shorten the message's strings`)
+    }
+    this.#input = new InputHandler(opts, game.input, rooms.schema.clientMessages, this.stats, this.#events)
     // Fail closed: a server told to check tokens never runs without its verifier.
     if (opts.auth !== AuthMode.OFF && !deps.verifier) throw new Error(`--auth ${opts.auth} needs a verifier of join tokens`)
     this.#upgrades = new Upgrades({
@@ -157,6 +167,7 @@ export class GameServer {
       authMode: opts.auth as AuthMode,
       verifier: opts.auth === AuthMode.OFF ? null : (deps.verifier ?? null),
       inputBurst: opts.inputBurst,
+      messageBurst: opts.messageBurst,
       maxPlayers: opts.maxPlayers,
       connections: () => this.#conns.size,
       ready: () => this.#ready,
@@ -170,6 +181,7 @@ export class GameServer {
       const link: RoomLink = { rep: new RoomReplicator(room.world, room.grid, game.fields, opts), instance: ResumeTokens.newInstance(), creator }
       if (creator) creator.rooms++ // after anything that can throw: a room that was never built is never disposed
       room.link = link
+      room.messages.sink = this.#queueMessage
       this.#directory?.opened(room.id)
     }
     rooms.onDispose = (room) => {
@@ -368,8 +380,10 @@ export class GameServer {
         rep.snapshot(tick)
         const seats = room.seats
         for (let j = seats.length - 1; j >= 0; j--) {
-          const conn = (seats[j]?.link as Session | undefined)?.conn
-          if (conn) this.#sendFrame(conn, rep, now)
+          const seat = seats[j] as Seat
+          const session = seat.link as Session | undefined
+          if (session?.outbox?.overflowed) this.#outboxFull(seat, session)
+          else if (session?.conn) this.#sendFrame(session.conn, rep, now)
         }
       } catch (err) {
         this.#rooms.fail(room, err)
@@ -382,9 +396,42 @@ export class GameServer {
     const viewer = conn.viewer
     const seat = conn.seat
     if (!ws || !viewer || !seat) return
-    const r = this.#sender.send(ws as WebSocket<unknown>, conn, viewer, rep, seat.appliedSeq, now)
+    const outbox = conn.version >= 3 ? (conn.session?.outbox ?? null) : null
+    const r = this.#sender.send(ws as WebSocket<unknown>, conn, viewer, rep, seat.appliedSeq, now, outbox)
     if (r === SendResult.TOO_SLOW) closeConn(conn, 'TOO_SLOW', DisconnectReason.TOO_SLOW)
     else if (r === SendResult.DESYNC) closeConn(conn, 'DESYNC', DisconnectReason.DESYNC)
+  }
+
+  /**
+   * The room's sink of game messages and props (RoomMessages.sink): queued in
+   * the seat's outbox, after dropping what the client has acked. Called from
+   * game code (step, join): it never closes anything itself; an overflow is
+   * acted on in the next sendTick (#outboxFull), outside the game's call.
+   */
+  readonly #queueMessage = (seat: Seat, frame: Uint8Array): void => {
+    const session = seat.link as Session | undefined
+    const outbox = session?.outbox
+    if (!outbox || outbox.overflowed) return
+    const viewer = session.conn?.viewer
+    if (viewer) outbox.ack(viewer.ackTick)
+    if (outbox.push(frame)) this.stats.gameMessagesQueued++
+    else {
+      this.stats.outboxOverflows++
+      this.#events.warn('outbox full: player closed TOO_SLOW, seat released', { player: seat.playerId, room: seat.room.id, frames: outbox.size, bytes: outbox.bytes })
+    }
+  }
+
+  /**
+   * A seat's outbox passed its bound: a message would be lost, so the seat
+   * cannot go on (a resume would be silently desynced). A connected player
+   * is closed TOO_SLOW and not held; a held seat is released.
+   */
+  #outboxFull(seat: Seat, session: Session): void {
+    if (session.conn) closeConn(session.conn, 'TOO_SLOW', DisconnectReason.OUTBOX_FULL)
+    else if (this.#holds.has(seat)) {
+      this.#holds.end(seat)
+      this.#rooms.leave(seat)
+    }
   }
 
   #open(ws: WebSocket<Conn>): void {
@@ -476,6 +523,8 @@ export class GameServer {
     const seat = conn.seat
     const session = conn.session
     if (seat && session) {
+      // What the client acked is delivered: a resume resends only the rest.
+      if (conn.viewer) session.outbox?.ack(conn.viewer.ackTick)
       conn.seat = null
       conn.session = null
       session.conn = null

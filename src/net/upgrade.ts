@@ -37,6 +37,7 @@ export interface UpgradeDeps {
   readonly authMode: AuthMode
   readonly verifier: Verifier | null
   readonly inputBurst: number
+  readonly messageBurst: number
   /** `--max-players`, and the connections open now: a full worker does not claim new rooms. */
   readonly maxPlayers: number
   connections(): number
@@ -206,6 +207,8 @@ export class Upgrades {
       viewer: null,
       tokens: d.inputBurst,
       lastRefill: now,
+      msgTokens: d.messageBurst,
+      msgRefill: now,
       lastSeq: 0,
       stallSince: 0,
       closing: null,

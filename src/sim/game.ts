@@ -14,8 +14,9 @@
  * }
  * ```
  */
-import { MAX_CLIENT_VALUES, type FieldSpec, type InputSpec } from '../../proto/index.js'
+import { MAX_CLIENT_VALUES, type FieldSpec, type InputSpec, type MessageData, type MessageSpec, type Value, type ValueSpec } from '../../proto/index.js'
 import type { Grid } from './grid.js'
+import { MessageSchema } from './messages.js'
 import type { World } from './world.js'
 
 export interface RoomLayout {
@@ -39,6 +40,21 @@ export interface Game {
   /** The two fields that hold an entity's position, for areas of interest. */
   readonly position: readonly [x: string, y: string]
   layout(maxPlayers: number): RoomLayout
+  /**
+   * Message kinds the server sends (`ctx.send`, `ctx.broadcast`): reliable,
+   * ordered, beside the state stream (protocol 3; PROTOCOL.md §3 MESSAGE).
+   * Each is a name and typed values: `int` (min, max), `number`, `string`
+   * (maxBytes), `bool`.
+   */
+  readonly messages?: readonly MessageSpec[]
+  /** Message kinds a client may send (`client.send` in the SDK), handed to `GameRoom.message`; checked like inputs and rate-limited. */
+  readonly clientMessages?: readonly MessageSpec[]
+  /**
+   * Per-entity data that changes rarely (a name, a colour, a team), set with
+   * `ctx.setProps`: sent to every player of the room when set or changed and
+   * to each newcomer once, not per tick; cleared when the entity despawns.
+   */
+  readonly props?: readonly ValueSpec[]
   /** Creates the rules of one room. */
   createRoom(ctx: RoomContext): GameRoom
 }
@@ -55,6 +71,27 @@ export interface RoomContext<F extends string = string> {
   readonly maxPlayers: number
   /** Uniform numbers in [0, 1), seeded per room: rooms are reproducible. */
   readonly random: () => number
+  /**
+   * Sends message `name` (declared in `Game.messages`) to the player whose
+   * entity is `entity`; false when no player has that entity (nothing is
+   * sent). Reliable and in order with the room's other messages and props;
+   * it leaves with the player's next STATE. In `join`, messages to the
+   * joiner's entity reach them after their WELCOME. Throws TypeError for an
+   * undeclared name or data that does not fit its declaration.
+   */
+  send(entity: number, name: string, data: MessageData): boolean
+  /** Sends message `name` to every player of the room (encoded once). Throws as `send`. */
+  broadcast(name: string, data: MessageData): void
+  /**
+   * Sets `entity`'s props (every value of `Game.props`): all players get
+   * them, newcomers too, until `clearProps` or the entity despawns. The same
+   * values again send nothing. Throws TypeError for data that does not fit.
+   */
+  setProps(entity: number, data: MessageData): void
+  /** Clears `entity`'s props (done by itself when the entity despawns). */
+  clearProps(entity: number): void
+  /** `entity`'s props as last set, or undefined. */
+  props(entity: number): MessageData | undefined
 }
 
 /**
@@ -106,6 +143,14 @@ export interface GameRoom {
   /** Advances the room by `dt` seconds. The grid holds positions as of the previous tick. */
   step(dt: number, tick: number): void
   /**
+   * A client message (a kind of `Game.clientMessages`, its values already
+   * checked against the declaration), from the player of `entity`. Called at
+   * the start of the tick after it arrived, in arrival order, before inputs.
+   * `data` has no prototype. Without this method client messages are
+   * accepted and dropped.
+   */
+  message?(entity: number, name: string, data: Readonly<Record<string, Value>>): void
+  /**
    * What `GET /rooms` shows of this room beside its players and capacity
    * (e.g. `{ map: 'dust', round: 3 }`): at most 16 keys, string, finite number
    * or boolean values, 512 bytes as JSON. Read about once a second.
@@ -142,6 +187,8 @@ export function validateGame(game: Game, maxPlayers: number): void {
     const ok = Number.isInteger(i.min) && Number.isInteger(i.max) && i.min <= i.max && i.min >= -(2 ** 31) && i.max < 2 ** 31
     if (!ok) fail(`input ${i.name}: min and max must be 32-bit integers with min <= max, got [${i.min}, ${i.max}]`)
   }
+  const messages = MessageSchema.problem(game)
+  if (messages) fail(messages)
   const layout = game.layout(maxPlayers)
   if (!Number.isInteger(layout.capacity) || layout.capacity < 1 || layout.capacity > MAX_ROOM_ENTITIES) {
     fail(`layout(${maxPlayers}).capacity must be an integer in 1..${MAX_ROOM_ENTITIES}, got ${layout.capacity}`)

@@ -4,8 +4,10 @@
  * layer hangs its connection object on `Seat.link` and `Room.link`.
  */
 import { randomBytes } from 'node:crypto'
+import type { Value } from '../../proto/index.js'
 import type { Game, GameRoom, JoinOptions, JoinRefused, PlayerIdentity } from './game.js'
 import { Grid } from './grid.js'
+import { MessageSchema, RoomMessages } from './messages.js'
 import { mulberry32 } from './random.js'
 import { World } from './world.js'
 
@@ -32,6 +34,8 @@ export class Room {
   readonly rules: GameRoom
   readonly maxPlayers: number
   readonly seats: Seat[] = []
+  /** Game messages and entity props of this room; the network layer sets its `sink`. */
+  readonly messages: RoomMessages<Seat>
   /** The network layer's object for this room. */
   link: unknown = undefined
   /** Set once its rules threw: they are not called again, and the room is being closed. */
@@ -40,14 +44,28 @@ export class Room {
   /** Input values of a player who is away: 0, clamped to each input's range. */
   readonly #neutral: Int32Array
 
-  constructor(id: string, quickPlay: boolean, game: Game, maxPlayers: number, cellSize: number, seed: number) {
+  constructor(id: string, quickPlay: boolean, game: Game, maxPlayers: number, cellSize: number, seed: number, schema = new MessageSchema(game)) {
     this.id = id
     this.quickPlay = quickPlay
     this.maxPlayers = maxPlayers
     const layout = game.layout(maxPlayers)
     this.world = new World(layout.capacity, game.fields.map((f) => f.name))
     this.grid = new Grid(this.world, game.position[0], game.position[1], layout.width, layout.height, cellSize)
-    this.rules = game.createRoom({ world: this.world, grid: this.grid, layout, maxPlayers, random: mulberry32(seed) })
+    const messages = new RoomMessages<Seat>(schema, this.seats)
+    this.messages = messages
+    this.world.onDespawn = (e) => messages.clearProps(e)
+    this.rules = game.createRoom({
+      world: this.world,
+      grid: this.grid,
+      layout,
+      maxPlayers,
+      random: mulberry32(seed),
+      send: (e, name, data) => messages.send(e, name, data),
+      broadcast: (name, data) => messages.broadcast(name, data),
+      setProps: (e, data) => messages.setProps(e, data),
+      clearProps: (e) => messages.clearProps(e),
+      props: (e) => messages.props(e),
+    })
     this.grid.rebuild()
     this.#inputCount = game.input.length
     this.#neutral = Int32Array.from(game.input, (i) => Math.min(i.max, Math.max(i.min, 0)))
@@ -58,14 +76,29 @@ export class Room {
   }
 
   /** Seats a player; null when the room is full, the game has no entity for them, or refused them. */
-  join(playerId: number, name: string, identity?: PlayerIdentity, options: JoinOptions = NO_OPTIONS): Seat | null {
-    const r = this.tryJoin(playerId, name, identity, options)
+  join(playerId: number, name: string, identity?: PlayerIdentity, options: JoinOptions = NO_OPTIONS, link?: unknown): Seat | null {
+    const r = this.tryJoin(playerId, name, identity, options, link)
     return r && 'refuse' in r ? null : r
   }
 
-  /** As `join`, with the game's refusal (and its reason) as it gave it. */
-  tryJoin(playerId: number, name: string, identity?: PlayerIdentity, options: JoinOptions = NO_OPTIONS): Seat | JoinRefused | null {
+  /**
+   * As `join`, with the game's refusal (and its reason) as it gave it.
+   * `link` becomes the seat's `link` before the seat gets its first frames
+   * (props, and what the game sent it in `join`).
+   */
+  tryJoin(playerId: number, name: string, identity?: PlayerIdentity, options: JoinOptions = NO_OPTIONS, link?: unknown): Seat | JoinRefused | null {
     if (this.full) return null
+    this.messages.beginJoin()
+    let seat: Seat | JoinRefused | null = null
+    try {
+      seat = this.#seat(playerId, name, identity, options, link)
+    } finally {
+      this.messages.endJoin(seat && 'playerId' in seat ? seat : null)
+    }
+    return seat
+  }
+
+  #seat(playerId: number, name: string, identity: PlayerIdentity | undefined, options: JoinOptions, link: unknown): Seat | JoinRefused | null {
     const entity = this.rules.join(name, identity, options)
     if (typeof entity === 'object' && entity !== null) {
       if (typeof entity.refuse !== 'string') throw new TypeError(`join returned an object without a refuse string: ${JSON.stringify(entity)}`)
@@ -81,7 +114,7 @@ export class Room {
       input: new Int32Array(this.#inputCount),
       inputSeq: 0,
       appliedSeq: 0,
-      link: undefined,
+      link,
     }
     this.seats.push(seat)
     return seat
@@ -96,6 +129,10 @@ export class Room {
     seat.appliedSeq = -1
   }
 
+  readonly #deliver = (entity: number, name: string, data: Record<string, Value>): void => {
+    this.rules.message?.(entity, name, data)
+  }
+
   leave(seat: Seat): void {
     const i = this.seats.indexOf(seat)
     if (i < 0) return
@@ -104,8 +141,9 @@ export class Room {
     if (!this.failed) this.rules.leave(seat.entity)
   }
 
-  /** One simulation step: apply the newest input of each seat, step the rules, rebuild the grid. */
+  /** One simulation step: hand over client messages, apply the newest input of each seat, step the rules, rebuild the grid. */
   step(dt: number, tick: number): void {
+    if (this.messages.waiting > 0) this.messages.drain(this.#deliver)
     const seats = this.seats
     for (let i = 0; i < seats.length; i++) {
       const s = seats[i] as Seat
@@ -152,11 +190,14 @@ export class Rooms {
   onError: (room: Room, err: Error) => void = () => {}
   readonly #game: Game
   readonly #opts: RoomsOptions
+  /** The game's message and props declarations, indexed once for all rooms. */
+  readonly schema: MessageSchema
   #created = 0
 
   constructor(game: Game, opts: RoomsOptions) {
     this.#game = game
     this.#opts = opts
+    this.schema = new MessageSchema(game)
   }
 
   get game(): Game {
@@ -185,7 +226,7 @@ export class Rooms {
    * quick play, in the fullest quick-play room that has a free seat. With
    * `mayCreate` false, a join that needs a new room is refused instead.
    */
-  join(roomId: string | null, playerId: number, name: string, mayCreate = true, identity?: PlayerIdentity, options: JoinOptions = NO_OPTIONS): Seat | JoinRefusal | JoinRefused {
+  join(roomId: string | null, playerId: number, name: string, mayCreate = true, identity?: PlayerIdentity, options: JoinOptions = NO_OPTIONS, link?: unknown): Seat | JoinRefusal | JoinRefused {
     let room: Room | undefined
     if (roomId !== null) {
       room = this.byId.get(roomId)
@@ -207,7 +248,7 @@ export class Rooms {
     }
     let seat: Seat | JoinRefused | null
     try {
-      seat = room.tryJoin(playerId, name, identity, options)
+      seat = room.tryJoin(playerId, name, identity, options, link)
     } catch (err) {
       this.fail(room, err)
       return JoinRefusal.FAILED
@@ -268,7 +309,7 @@ export class Rooms {
 
   #create(id: string, quickPlay: boolean): Room {
     const seed = (this.#opts.seed + this.#created++) >>> 0
-    const room = new Room(id, quickPlay, this.#game, this.#opts.maxPlayersPerRoom, this.#opts.cellSize, seed)
+    const room = new Room(id, quickPlay, this.#game, this.#opts.maxPlayersPerRoom, this.#opts.cellSize, seed, this.schema)
     this.onCreate(room)
     this.byId.set(id, room)
     this.list.push(room)
