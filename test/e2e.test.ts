@@ -122,6 +122,8 @@ t.test('two browser pages play together in one room', async (t) => {
   await b.waitForTimeout(300)
   const at0 = await drawnAt(b, aId)
   t.ok(at0, "b draws a's avatar")
+  const label = await b.evaluate((id) => (window as unknown as { tickwire: { labelOf(id: number): string | null } }).tickwire.labelOf(id), aId)
+  t.match(label, /^a · \d+$/, `b labels a's avatar with a's name (props): ${String(label)}`)
   const before = await pixel(b, (at0 as { x: number }).x, (at0 as { y: number }).y)
 
   // Hold → on a for a second (pick the direction with room to move).

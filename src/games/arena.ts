@@ -8,6 +8,7 @@
  * full speed. The server clamps the vector's length to 100, so no input moves
  * an avatar faster than `AVATAR_SPEED`.
  */
+import { MAX_NAME_BYTES } from '../../proto/index.js'
 import type { Game, GameRoom, RoomContext, RoomLayout } from '../sim/game.js'
 import type { Grid } from '../sim/grid.js'
 import type { World } from '../sim/world.js'
@@ -59,6 +60,8 @@ export const arena: Game = {
   ],
   position: ['x', 'y'],
   layout: arenaLayout,
+  // Each avatar's player name (the join's name; '' when none), so pages can label avatars.
+  props: [{ name: 'name', type: 'string', maxBytes: MAX_NAME_BYTES }],
   createRoom: (ctx) => new ArenaRoom(ctx),
 }
 
@@ -73,8 +76,10 @@ class ArenaRoom implements GameRoom {
   readonly #score: Float64Array
   readonly #vx: Float64Array
   readonly #vy: Float64Array
+  readonly #setProps: RoomContext['setProps']
 
-  constructor({ world, grid, random, maxPlayers }: RoomContext) {
+  constructor({ world, grid, random, maxPlayers, setProps }: RoomContext) {
+    this.#setProps = setProps
     this.#world = world
     this.#grid = grid
     this.#random = random
@@ -103,9 +108,10 @@ class ArenaRoom implements GameRoom {
     return id
   }
 
-  join(_name: string): number {
+  join(name: string): number {
     const id = this.#world.spawn()
     if (id < 0) return -1
+    this.#setProps(id, { name })
     this.#kind[id] = Kind.AVATAR
     this.#x[id] = AVATAR_RADIUS + this.#random() * (this.#side - 2 * AVATAR_RADIUS)
     this.#y[id] = AVATAR_RADIUS + this.#random() * (this.#side - 2 * AVATAR_RADIUS)

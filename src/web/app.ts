@@ -367,7 +367,10 @@ function draw(now: number): void {
         ctx.arc(x, y, AVATAR_RADIUS, 0, Math.PI * 2)
         ctx.fill()
         ctx.fillStyle = '#e6edf3'
-        ctx.fillText(String(v[scoreIx] ?? 0), x, y - AVATAR_RADIUS - 5) // above the avatar, not over it
+        // The player's name from the room's props (sent once, not per tick), and the score, above the avatar.
+        const label = `${labelOf(c, id)} · ${String(v[scoreIx] ?? 0)}`
+        labels.set(id, label)
+        ctx.fillText(label, x, y - AVATAR_RADIUS - 5)
       }
     }
     // Our avatar, predicted, on top (not before the first state has placed it).
@@ -392,6 +395,15 @@ function draw(now: number): void {
 }
 requestAnimationFrame(draw)
 
+/** The label drawn over each avatar in the last frame. */
+const labels = new Map<number, string>()
+
+/** An avatar's player name from its props (the arena declares `name`), or its number for a player who gave none. */
+function labelOf(c: TickwireClient, id: number): string {
+  const n = c.props.get(id)?.name
+  return typeof n === 'string' && n !== '' ? n : `#${id}`
+}
+
 // ---- for tests and the curious: the replicated state, as received ----
 
 declare global {
@@ -406,6 +418,10 @@ window.tickwire = {
   /** Where an avatar was drawn in the last frame (CSS pixels), or null. */
   drawnAt(id: number) {
     return drawnAt.get(id) ?? null
+  },
+  /** The label drawn over an avatar in the last frame (its player's name and score), or null. */
+  labelOf(id: number) {
+    return labels.get(id) ?? null
   },
   state() {
     const c = client
