@@ -263,10 +263,10 @@ t.test('another game (three inputs, other ranges): every bot stays, its inputs a
   t.teardown(() => tw.stop(0))
   const inputs = async () => {
     const m = parseMetrics(await tw.metrics.text())
-    return { applied: total(m, 'tickwire_inputs_total'), rejected: total(m, 'tickwire_inputs_rejected_total') }
+    return { applied: total(m, 'tickwire_inputs_total'), rejected: total(m, 'tickwire_inputs_rejected_total'), messages: total(m, 'tickwire_game_messages_received_total') }
   }
   const before = await inputs()
-  const run = await LoadRun.start({ adapter: 'tickwire', url: tw.url, tickHz: 30, processes: 1, checkEvery: 1, inputHz: 10 })
+  const run = await LoadRun.start({ adapter: 'tickwire', url: tw.url, tickHz: 30, processes: 1, checkEvery: 1, inputHz: 10, messageHz: 2 })
   t.teardown(() => run.stop())
   await run.add(12, 100)
   const w = await run.window(2000)
@@ -280,6 +280,8 @@ t.test('another game (three inputs, other ranges): every bot stays, its inputs a
   t.ok(after.applied - before.applied >= 100, `the server applied the inputs: ${after.applied - before.applied}`)
   t.ok(end.inputs >= after.applied - before.applied, `no more applied than sent (${end.inputs})`)
   t.equal(after.rejected, 0, 'no input rejected')
+  t.ok(end.messages > 0 && after.messages - before.messages > 0, `the bots sent the game's declared messages (${end.messages}) and the server took them (${after.messages - before.messages})`)
+  t.ok(after.messages - before.messages <= end.messages, 'no more taken than sent')
 
   const r = await runCli(['--url', tw.url, '--players', '6', '--duration', '1', '--processes', '1', '--metrics-url', '-'])
   t.equal(r.status, 0, r.stderr.slice(-500))

@@ -7,7 +7,7 @@
  * game's input schema from the server (tickwire's WELCOME) exposes it, and
  * the bots then send valid inputs for whatever game the server runs.
  */
-import type { InputSpec } from '../../proto/index.js'
+import type { InputSpec, MessageSpec, Value } from '../../proto/index.js'
 
 /** One simulated player. */
 export interface Bot {
@@ -20,6 +20,10 @@ export interface Bot {
   readonly schema?: readonly InputSpec[] | undefined
   /** Sends input number `seq` with one integer per `schema` entry. Present whenever `schema` can be. */
   inputValues?(seq: number, values: readonly number[]): void
+  /** The game messages a client may send (WELCOME's clientMessages), once known; undefined or empty: none. */
+  readonly messages?: readonly MessageSpec[] | undefined
+  /** Sends game message number `kind` of `messages` with its values in declared order. */
+  message?(kind: number, values: readonly Value[]): void
   /** Stops reading from the socket (the kernel buffers fill, the server sees a slow client). */
   pause(): void
   /** Reads again. */

@@ -4,7 +4,7 @@
  * reports counters to the parent once a second. Run by the parent with fork().
  */
 import { fileURLToPath } from 'node:url'
-import type { InputSpec } from '../../proto/index.js'
+import type { InputSpec, MessageSpec, Value, ValueSpec } from '../../proto/index.js'
 import type { Adapter, Bot } from './adapter.js'
 import { Histogram } from './hdr.js'
 import { STALE_MS, type AdapterName, type BotStats, type FromBots, type ToBots } from './protocol.js'
@@ -47,6 +47,7 @@ interface Slot {
   dropped: boolean
   /** Scratch for inputs of a game other than the arena stick. */
   values: number[]
+  nextMessageAt: number
 }
 
 /** The arena's stick (two values in [-100, 100]): driven by a random walk, as the peers' bots are, so the bench compares like with like. */
@@ -62,6 +63,26 @@ export function randomInputs(schema: readonly InputSpec[], out: number[], random
     out[i] = min + Math.floor(random() * (max - min + 1))
   }
   return out
+}
+
+/** A random valid value for each of `fields` (ints in range, strings of a few ASCII letters within maxBytes). */
+export function randomValues(fields: readonly ValueSpec[], random: () => number = Math.random): Value[] {
+  return fields.map((f): Value => {
+    switch (f.type) {
+      case 'int':
+        return f.min + Math.floor(random() * (f.max - f.min + 1))
+      case 'number':
+        return Math.round(random() * 1e6) / 1000
+      case 'bool':
+        return random() < 0.5
+      case 'string': {
+        const n = Math.floor(random() * (Math.min(f.maxBytes, 16) + 1))
+        let s = ''
+        for (let i = 0; i < n; i++) s += String.fromCharCode(97 + Math.floor(random() * 26))
+        return s
+      }
+    }
+  })
 }
 
 /** A value just outside `spec`'s range (above max, or below min when max is the int32 top). */
@@ -97,6 +118,7 @@ async function main(): Promise<void> {
     otherMsgs: 0,
     otherBytes: 0,
     inputs: 0,
+    messages: 0,
     errors: 0,
     paused: 0,
     pending: 0,
@@ -129,6 +151,7 @@ async function main(): Promise<void> {
       bad: init.badInputs > 0 && Math.floor((index + 1) * init.badInputs) > Math.floor(index * init.badInputs),
       dropped: false,
       values: [],
+      nextMessageAt: performance.now() + Math.random() * (init.messageHz > 0 ? 1000 / init.messageHz : 0),
     }
     slots.push(slot)
     const named = init.named > 0 && (index % 1000) < init.named * 1000
@@ -233,6 +256,18 @@ async function main(): Promise<void> {
       if (generic) s.bot.inputValues?.(seq, s.values)
       else s.bot.input(seq, s.mx, s.my)
       c.inputs++
+    }
+    // Game messages: each bot at messageHz, a random declared kind with random valid values.
+    if (init.messageHz > 0) {
+      const now = performance.now()
+      for (const s of slots) {
+        const kinds = s.bot?.messages
+        if (!s.bot?.message || !kinds || kinds.length === 0 || s.paused || now < s.nextMessageAt) continue
+        s.nextMessageAt = Math.max(s.nextMessageAt + 1000 / init.messageHz, now)
+        const kind = Math.floor(Math.random() * kinds.length)
+        s.bot.message(kind, randomValues((kinds[kind] as MessageSpec).fields))
+        c.messages++
+      }
     }
   }, 10)
 

@@ -17,6 +17,8 @@ export interface LoadOptions {
   /** Bot processes (default 2). */
   readonly processes?: number
   readonly inputHz?: number
+  /** Game messages per second per bot when the game declares client messages (default 1; 0: none). */
+  readonly messageHz?: number
   /** One bot in this many checks every frame (default 20). */
   readonly checkEvery?: number
   /** Source addresses; default: 127.0.0.2-9 when the server is on loopback, else the system's choice. */
@@ -120,6 +122,7 @@ export class LoadRun {
           adapter: opts.adapter,
           url: opts.url,
           inputHz: opts.inputHz ?? 10,
+          messageHz: opts.messageHz ?? 1,
           checkEvery: opts.checkEvery ?? 20,
           addresses,
           named: opts.named ?? 0,
@@ -158,6 +161,7 @@ export class LoadRun {
       otherMsgs: g('otherMsgs'),
       otherBytes: g('otherBytes'),
       inputs: g('inputs'),
+      messages: g('messages'),
       errors: g('errors'),
       errorSamples: errorSamples.slice(0, 5),
       failSamples: failSamples.slice(0, 5),

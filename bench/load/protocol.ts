@@ -9,6 +9,8 @@ export type ToBots =
       readonly url: string
       /** Inputs per second per bot. */
       readonly inputHz: number
+      /** Game messages per second per bot, of the kinds the game declares (0: none). */
+      readonly messageHz: number
       /** One bot in this many decodes and checks everything it receives (1: all). */
       readonly checkEvery: number
       /** Source addresses to spread connections over; empty: the system's choice. */
@@ -41,6 +43,8 @@ export interface BotStats {
   readonly otherMsgs: number
   readonly otherBytes: number
   readonly inputs: number
+  /** Game messages (CLIENT_MESSAGE) sent. */
+  readonly messages: number
   readonly errors: number
   readonly errorSamples: string[]
   readonly failSamples: string[]

@@ -5,7 +5,7 @@
  * SDK's), which throws on any frame that does not fit their copy.
  */
 import { WebSocket } from 'ws'
-import { CloseCode, MsgType, type InputSpec, PROTOCOL_VERSION, decodeServerMessage, encodeAck, encodeInput, type Redirect, type StateFrame } from '../../proto/index.js'
+import { CloseCode, MsgType, type InputSpec, type MessageSpec, PROTOCOL_VERSION, decodeServerMessage, encodeAck, encodeClientMessage, encodeInput, type Redirect, type StateFrame } from '../../proto/index.js'
 import { redirectTarget } from '../../src/client/index.js'
 import { EntityTable } from '../../src/client/table.js'
 import type { Adapter, Bot, BotEvents, ConnectOptions } from './adapter.js'
@@ -66,6 +66,7 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
     let closedByUs = false
     let redirect: Redirect | null = null
     let schema: readonly InputSpec[] | undefined
+    let messages: readonly MessageSpec[] | undefined
     const bot: Bot = {
       input(seq, mx, my) {
         // Sent at once (as a key press would be), carrying the newest ack.
@@ -76,6 +77,12 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
       },
       inputValues(seq, values) {
         if (ws.readyState === WebSocket.OPEN) ws.send(encodeInput(seq, lastTick, values))
+      },
+      get messages() {
+        return messages
+      },
+      message(kind, values) {
+        if (ws.readyState === WebSocket.OPEN) ws.send(encodeClientMessage(kind, values))
       },
       pause: () => (ws as unknown as { _socket: { pause(): void } })._socket.pause(),
       resume: () => (ws as unknown as { _socket: { resume(): void } })._socket.resume(),
@@ -97,6 +104,7 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
           if (m.type === MsgType.WELCOME) {
             entity = m.entityId
             schema = m.input
+            messages = m.clientMessages
             if (opts.check) table = new EntityTable(m.fields, m.historyTicks + 2)
           } else if (m.type === MsgType.REDIRECT) redirect = m
         } catch (err) {
