@@ -80,7 +80,11 @@ export interface RoomContext<F extends string = string> {
    * undeclared name or data that does not fit its declaration.
    */
   send(entity: number, name: string, data: MessageData): boolean
-  /** Sends message `name` to every player of the room (encoded once). Throws as `send`. */
+  /**
+   * Sends message `name` to every player seated in the room (encoded once);
+   * in `join`, the joiner is not seated yet (`send` to its entity reaches
+   * it). Players whose seat is held get it on their resume. Throws as `send`.
+   */
   broadcast(name: string, data: MessageData): void
   /**
    * Sets `entity`'s props (every value of `Game.props`): all players get
