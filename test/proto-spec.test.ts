@@ -11,8 +11,13 @@ import { unpack } from 'msgpackr'
 import t, { type Test } from 'tap'
 import {
   CloseCode,
+  ClientError,
   CloseReason,
+  MAX_MESSAGE_FRAME_BYTES,
+  MAX_MESSAGE_KINDS,
+  MAX_MESSAGE_VALUES,
   MAX_NAME_BYTES,
+  MAX_STRING_BYTES,
   MAX_REDIRECT_URL_CHARS,
   MAX_TOKEN_CHARS,
   MIN_PROTOCOL_VERSION,
@@ -20,8 +25,12 @@ import {
   PROTOCOL_VERSION,
   ROOM_ID_PATTERN,
   ROUTE_PATTERN,
+  VALUE_NAME_PATTERN,
   decodeServerMessage,
   encodeAck,
+  encodeClientMessage,
+  encodeMessage,
+  encodeProps,
   encodeInput,
   encodePing,
   encodePong,
@@ -29,9 +38,12 @@ import {
   encodeWelcome,
   newClientMessage,
   parseClientMessage,
+  parseGameMessage,
   unzigzag,
   writeInt,
   zigzag,
+  type MessageSpec,
+  type ValueSpec,
 } from '../proto/index.js'
 import { redirectTarget } from '../src/client/index.js'
 import { EntityTable } from '../src/client/table.js'
@@ -97,7 +109,18 @@ const STATES = [
   ['delta-state', 'table-after-delta'],
   ['delta-state-2', 'table-after-delta-2'],
 ] as const
-const EXAMPLES = ['welcome', 'redirect-url', 'redirect', 'full-state', 'input', 'delta-state', 'ack', 'delta-state-2', 'ping', 'pong']
+const EXAMPLES = ['welcome', 'redirect-url', 'redirect', 'full-state', 'input', 'delta-state', 'ack', 'delta-state-2', 'ping', 'pong', 'message', 'props', 'props-cleared', 'client-message']
+
+/** The tag game's declarations, as the README's "Write your own game" declares them. */
+const u16 = (name: string): ValueSpec => ({ name, type: 'int', min: 0, max: 65535 })
+const TAG = {
+  messages: [
+    { name: 'tagged', fields: [u16('it'), u16('by')] },
+    { name: 'chat', fields: [u16('from'), { name: 'text', type: 'string', maxBytes: 200 }] },
+  ] as MessageSpec[],
+  clientMessages: [{ name: 'chat', fields: [{ name: 'text', type: 'string', maxBytes: 200 }] }] as MessageSpec[],
+  props: [{ name: 'name', type: 'string', maxBytes: 32 }, { name: 'team', type: 'string', maxBytes: 8 }] as ValueSpec[],
+}
 
 t.test('every hex example has its decoded json, and a generic MessagePack decode gives it', async (t) => {
   t.same([...hexBlocks.keys()].sort(), [...EXAMPLES].sort(), 'the documented hex examples')
@@ -191,9 +214,10 @@ t.test('each STATE example\'s -decoded block follows from its wire lists', async
 
 t.test('server frames: decodeServerMessage gives the documented values', async (t) => {
   const w = example('welcome')
-  const [, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input, resumeToken] = w.decoded as [
-    number, number, number, string, number, number, number, [string, number][], [string, number, number][], string,
+  const [, version, playerId, roomId, tickHz, entityId, historyTicks, fields, input, resumeToken, ackWindow, messageSeq, messages, clientMessages, props] = w.decoded as [
+    number, number, number, string, number, number, number, [string, number][], [string, number, number][], string, number, number, unknown[], unknown[], unknown[],
   ]
+  t.equal((w.decoded as unknown[]).length, 15, 'the WELCOME example is a version 3 frame of 15 elements')
   const welcome = {
     version,
     playerId,
@@ -204,7 +228,13 @@ t.test('server frames: decodeServerMessage gives the documented values', async (
     fields: fields.map(([name, quantum]) => ({ name, quantum })),
     input: input.map(([name, min, max]) => ({ name, min, max })),
     resumeToken,
+    ackWindow,
+    messageSeq,
+    messages,
+    clientMessages,
+    props,
   }
+  t.same({ ackWindow, messageSeq, messages, clientMessages, props }, { ackWindow: defaultConfig().ackWindow, messageSeq: 0, messages: [], clientMessages: [], props: [] }, 'the arena: default ackWindow, a new seat, no declarations')
   t.same(decodeServerMessage(w.bytes), { type: MsgType.WELCOME, ...welcome })
   const signer = new ResumeTokens(Buffer.from('tickwire-example-secret-32-bytes'))
   t.same(signer.verify(resumeToken, roomId, playerId), { instance: 'q8Xb3JtR0aE', gen: 0 }, 'the example token is genuine for that secret, room and player')
@@ -238,6 +268,20 @@ t.test('server frames: decodeServerMessage gives the documented values', async (
 
   const p = example('pong')
   t.same(decodeServerMessage(p.bytes), { type: MsgType.PONG, clientTime: (p.decoded as number[])[1], roomPlayers: (p.decoded as number[])[2] })
+
+  // The tag game's stream frames.
+  const m = example('message')
+  const [, kind, ...mValues] = m.decoded as [number, number, ...(string | number)[]]
+  t.same(decodeServerMessage(m.bytes), { type: MsgType.MESSAGE, kind, values: mValues })
+  t.equal(TAG.messages[kind]?.name, 'chat', 'the MESSAGE example is a chat')
+  t.same(mValues, [3, 'hi'], '... from entity 3 saying "hi"')
+  const pr = example('props')
+  const [, entity, ...pValues] = pr.decoded as [number, number, ...string[]]
+  t.same(decodeServerMessage(pr.bytes), { type: MsgType.PROPS, entity, values: pValues })
+  t.same({ entity, values: pValues }, { entity: 3, values: ['ada', 'red'] }, 'the PROPS example: entity 3, name and team')
+  t.equal(pValues.length, TAG.props.length, 'one value per declared prop')
+  const pc = example('props-cleared')
+  t.same(decodeServerMessage(pc.bytes), { type: MsgType.PROPS, entity: 3, values: [] }, 'a PROPS without values: cleared')
 })
 
 t.test('client frames: parseClientMessage accepts them with the documented values', async (t) => {
@@ -269,6 +313,48 @@ t.test('client and WELCOME/PONG frames re-encode byte for byte', async (t) => {
   t.equal(toHex(encodePing((example('ping').decoded as number[])[1] as number)), toHex(example('ping').bytes), 'encodePing')
   const [, clientTime, roomPlayers] = example('pong').decoded as number[]
   t.equal(toHex(encodePong(clientTime as number, roomPlayers as number)), toHex(example('pong').bytes), 'encodePong')
+
+  // The WELCOME example from the arena's own declarations, and its version 2 form.
+  const arenaWelcome = { ...welcome, fields: arena.fields, input: arena.input, ackWindow: 12, messageSeq: 0, messages: [], clientMessages: [], props: [] }
+  t.equal(toHex(encodeWelcome(arenaWelcome)), toHex(w.bytes), 'encodeWelcome from the arena, version 3')
+  const v2 = encodeWelcome({ ...arenaWelcome, version: 2 })
+  t.equal(toHex(v2), '9a' + toHex(w.bytes).slice(2, -10).replace(/^0103/, '0102'), 'version 2: header 9a, without the last five bytes')
+
+  const [, kind, ...mValues] = example('message').decoded as [number, number, ...(string | number)[]]
+  t.equal(toHex(encodeMessage(kind, mValues)), toHex(example('message').bytes), 'encodeMessage')
+  const [, entity, ...pValues] = example('props').decoded as [number, number, ...string[]]
+  t.equal(toHex(encodeProps(entity, pValues)), toHex(example('props').bytes), 'encodeProps')
+  t.equal(toHex(encodeProps(3, [])), toHex(example('props-cleared').bytes), 'encodeProps with no values')
+  const [, cKind, ...cValues] = example('client-message').decoded as [number, number, ...string[]]
+  t.equal(toHex(encodeClientMessage(cKind, cValues)), toHex(example('client-message').bytes), 'encodeClientMessage')
+})
+
+t.test('CLIENT_MESSAGE: the example is accepted, and the documented checks hold', async (t) => {
+  const c = example('client-message')
+  const [, kind, ...values] = c.decoded as [number, number, ...string[]]
+  t.same(parseGameMessage(c.bytes, TAG.clientMessages), { kind, values }, 'parseGameMessage accepts the example against the tag declarations')
+  t.equal(TAG.clientMessages[kind]?.name, 'chat')
+  // The flat reader lets type 19 through to parseGameMessage.
+  t.equal(parseClientMessage(c.bytes, arena.input, newClientMessage(arena.input.length)), null, 'parseClientMessage passes type 19 on')
+  const cm = (...v: unknown[]) => parseGameMessage(encodeClientMessage(v[0] as number, v.slice(1) as never[]), TAG.clientMessages)
+  t.equal(cm(0.5, 'gg'), ClientError.TYPE, 'kind not an integer: BAD_INPUT')
+  t.equal(cm(1, 'gg'), ClientError.RANGE, 'kind not declared: BAD_INPUT')
+  t.equal(cm(0), ClientError.TYPE, 'wrong count: BAD_INPUT')
+  t.equal(cm(0, 'gg', 'x'), ClientError.TYPE, 'wrong count: BAD_INPUT')
+  t.equal(cm(0, 5), ClientError.TYPE, 'wrong type: BAD_INPUT')
+  t.equal(cm(0, 'x'.repeat(201)), ClientError.RANGE, 'too long: BAD_INPUT')
+  t.same(cm(0, 'x'.repeat(200)), { kind: 0, values: ['x'.repeat(200)] }, 'at the length limit: accepted')
+  t.equal(parseGameMessage(Uint8Array.from([0x93, 0x13, 0x00, 0x90]), TAG.clientMessages), ClientError.MALFORMED, 'a nested array: BAD_MESSAGE')
+  const many = [{ name: 'm', fields: Array.from({ length: MAX_MESSAGE_VALUES }, (_, i): ValueSpec => ({ name: `v${i}`, type: 'bool' })) }]
+  t.notOk(typeof parseGameMessage(encodeClientMessage(0, Array(MAX_MESSAGE_VALUES).fill(true) as boolean[]), many) === 'string', `${2 + MAX_MESSAGE_VALUES} elements are read`)
+  t.equal(parseGameMessage(encodeClientMessage(0, Array(MAX_MESSAGE_VALUES + 1).fill(true) as boolean[]), many), ClientError.MALFORMED, `${3 + MAX_MESSAGE_VALUES} elements: BAD_MESSAGE`)
+  const flat = doc.replace(/\s+/g, ' ')
+  t.ok(flat.includes(`at most ${2 + MAX_MESSAGE_VALUES} elements (the type, \`kind\` and up to ${MAX_MESSAGE_VALUES} values, \`MAX_MESSAGE_VALUES\``), 'the element bound is documented')
+  t.ok(flat.includes(`from 1 to ${MAX_STRING_BYTES}, \`MAX_STRING_BYTES\``), 'MAX_STRING_BYTES')
+  t.ok(flat.includes(`at most ${MAX_MESSAGE_VALUES} values (\`MAX_MESSAGE_VALUES\`)`), 'MAX_MESSAGE_VALUES')
+  t.ok(flat.includes(`at most ${MAX_MESSAGE_KINDS} kinds (\`MAX_MESSAGE_KINDS\`)`), 'MAX_MESSAGE_KINDS')
+  t.ok(flat.includes(`more than ${MAX_MESSAGE_FRAME_BYTES} bytes (\`MAX_MESSAGE_FRAME_BYTES\`)`), 'MAX_MESSAGE_FRAME_BYTES')
+  t.ok(doc.includes('`' + VALUE_NAME_PATTERN.source + '`'), 'value name pattern')
 })
 
 /** A real World, Grid and RoomReplicator with the reference game's fields. */
@@ -486,7 +572,7 @@ t.test('documented server options match src/config.ts', async (t) => {
     t.equal(Number(r[3]), spec.default, `${key} default`)
     seen.add(key)
   }
-  for (const key of ['tickHz', 'historyTicks', 'ackWindow', 'softBackpressure', 'hardBackpressure', 'maxStallSeconds', 'inputRate', 'inputBurst', 'maxMessageBytes', 'idleTimeout']) {
+  for (const key of ['tickHz', 'historyTicks', 'ackWindow', 'softBackpressure', 'hardBackpressure', 'maxStallSeconds', 'inputRate', 'inputBurst', 'messageRate', 'messageBurst', 'outboxBytes', 'outboxFrames', 'maxMessageBytes', 'idleTimeout']) {
     t.ok(seen.has(key), `${key} is documented`)
   }
 })
