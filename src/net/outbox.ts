@@ -12,10 +12,13 @@
  * those it already applied.
  *
  * Bounded in bytes and frames (`--outbox-bytes`, `--outbox-frames`): a push
- * past either marks it overflowed, and the server then closes the player
+ * past either marks it overflowed (a newcomer's props snapshot is not
+ * counted: its frames are the room's, shared, and a room's worth at most), and the server then closes the player
  * TOO_SLOW without holding the seat (a stream with a gap would be a silent
  * desync). Frames are shared between players (encoded once per room).
  */
+const DELIVERED = new Uint8Array(0)
+
 export interface OutboxLimits {
   readonly outboxBytes: number
   readonly outboxFrames: number
@@ -32,6 +35,9 @@ export class Outbox {
   /** Stream number of `#frames[#head]`. */
   #firstSeq = 0
   #bytes = 0
+  /** Frames below this index are a join's props snapshot, outside the bound; and their bytes. */
+  #exemptEnd = 0
+  #exemptBytes = 0
   /** Set by a push past a bound; nothing is queued after. */
   overflowed = false
 
@@ -59,10 +65,19 @@ export class Outbox {
     return this.#unsent < this.#frames.length
   }
 
-  /** Queues a frame; false (and overflowed) when it would pass a bound. */
-  push(frame: Uint8Array): boolean {
+  /** Queues a frame; false (and overflowed) when it would pass a bound. `snapshot`: part of a join's props snapshot, not counted. */
+  push(frame: Uint8Array, snapshot = false): boolean {
     if (this.overflowed) return false
-    if (this.size + 1 > this.#limits.outboxFrames || this.#bytes + frame.byteLength > this.#limits.outboxBytes) {
+    if (snapshot && this.#exemptEnd === this.#frames.length) {
+      this.#frames.push(frame)
+      this.#sentAt.push(0)
+      this.#bytes += frame.byteLength
+      this.#exemptBytes += frame.byteLength
+      this.#exemptEnd++
+      return true
+    }
+    const counted = this.size - Math.max(0, this.#exemptEnd - this.#head)
+    if (counted + 1 > this.#limits.outboxFrames || this.#bytes - this.#exemptBytes + frame.byteLength > this.#limits.outboxBytes) {
       this.overflowed = true
       return false
     }
@@ -78,7 +93,10 @@ export class Outbox {
     const sentAt = this.#sentAt
     let h = this.#head
     while (h < this.#unsent && (sentAt[h] as number) <= ackTick) {
-      this.#bytes -= (this.#frames[h] as Uint8Array).byteLength
+      const n = (this.#frames[h] as Uint8Array).byteLength
+      this.#bytes -= n
+      if (h < this.#exemptEnd) this.#exemptBytes -= n
+      this.#frames[h] = DELIVERED // not kept alive until the next compaction
       h++
     }
     if (h === this.#head) return
@@ -89,6 +107,7 @@ export class Outbox {
       this.#frames = this.#frames.slice(h)
       this.#sentAt = this.#sentAt.slice(h)
       this.#unsent -= h
+      this.#exemptEnd = Math.max(0, this.#exemptEnd - h)
       this.#head = 0
     }
   }

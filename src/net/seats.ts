@@ -102,6 +102,13 @@ export class Seating {
       this.#stats.resumes[ResumeOutcome.USED]++
       return closeConn(conn, 'RESUME_USED', DisconnectReason.RESUME_REFUSED)
     }
+    // The seat's stream and the new connection must agree: a protocol 2 connection cannot take a seat that has
+    // messages (they would pile up unread), nor a protocol 3 one a seat joined without them (it would miss them).
+    const wantsStream = conn.version >= 3 && this.#rooms.schema.used
+    if (wantsStream !== (session.outbox !== null) || session.outbox?.overflowed) {
+      this.#stats.resumes[ResumeOutcome.EXPIRED]++
+      return closeConn(conn, 'RESUME_EXPIRED', DisconnectReason.RESUME_REFUSED)
+    }
     session.gen++
     const old = session.conn
     if (old) {
@@ -114,8 +121,7 @@ export class Seating {
     this.#holds.end(seat)
     conn.lastSeq = seat.inputSeq // input sequence numbers continue across connections
     // What the old connection may not have delivered goes again; WELCOME's messageSeq lets the client skip what it has.
-    // A protocol 2 connection resuming a protocol 3 seat gets none of it (it would not understand), the outbox keeps it.
-    if (conn.version >= 3) session.outbox?.resend()
+    session.outbox?.resend()
     this.#stats.resumes[ResumeOutcome.RESUMED]++
     this.#attach(conn, seat, session)
     this.#log.debug('resume', { player: conn.playerId, room: seat.room.id, entity: seat.entity })

@@ -408,13 +408,13 @@ export class GameServer {
    * game code (step, join): it never closes anything itself; an overflow is
    * acted on in the next sendTick (#outboxFull), outside the game's call.
    */
-  readonly #queueMessage = (seat: Seat, frame: Uint8Array): void => {
+  readonly #queueMessage = (seat: Seat, frame: Uint8Array, snapshot: boolean): void => {
     const session = seat.link as Session | undefined
     const outbox = session?.outbox
     if (!outbox || outbox.overflowed) return
     const viewer = session.conn?.viewer
     if (viewer) outbox.ack(viewer.ackTick)
-    if (outbox.push(frame)) this.stats.gameMessagesQueued++
+    if (outbox.push(frame, snapshot)) this.stats.gameMessagesQueued++
     else {
       this.stats.outboxOverflows++
       this.#events.warn('outbox full: player closed TOO_SLOW, seat released', { player: seat.playerId, room: seat.room.id, frames: outbox.size, bytes: outbox.bytes })

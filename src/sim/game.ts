@@ -76,7 +76,8 @@ export interface RoomContext<F extends string = string> {
    * entity is `entity`; false when no player has that entity (nothing is
    * sent). Reliable and in order with the room's other messages and props;
    * it leaves with the player's next STATE. In `join`, messages to the
-   * joiner's entity reach them after their WELCOME. Throws TypeError for an
+   * joiner's entity reach them after their WELCOME (there `send` returns
+   * true for any entity without a seat yet; only the joiner's is delivered). Throws TypeError for an
    * undeclared name or data that does not fit its declaration.
    */
   send(entity: number, name: string, data: MessageData): boolean
@@ -89,7 +90,10 @@ export interface RoomContext<F extends string = string> {
   /**
    * Sets `entity`'s props (every value of `Game.props`): all players get
    * them, newcomers too, until `clearProps` or the entity despawns. The same
-   * values again send nothing. Throws TypeError for data that does not fit.
+   * values again send nothing. Throws TypeError for data that does not fit,
+   * or an entity that is not alive (e.g. `spawn()`'s -1 of a full world).
+   * A newcomer's snapshot of every entity's props is not counted against
+   * `--outbox-frames`/`--outbox-bytes` (props of players, not of thousands of NPCs).
    */
   setProps(entity: number, data: MessageData): void
   /** Clears `entity`'s props (done by itself when the entity despawns). */

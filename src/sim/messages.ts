@@ -17,8 +17,11 @@ export interface MessageSeat {
   readonly entity: number
 }
 
-/** Where encoded frames go: one seat's reliable stream (the network layer's outbox). */
-export type MessageSink<S extends MessageSeat> = (seat: S, frame: Uint8Array) => void
+/**
+ * Where encoded frames go: one seat's reliable stream (the network layer's
+ * outbox). `snapshot`: one of the props frames a newcomer gets on joining.
+ */
+export type MessageSink<S extends MessageSeat> = (seat: S, frame: Uint8Array, snapshot: boolean) => void
 
 /** A game's declarations, checked and indexed once per process. */
 export class MessageSchema {
@@ -73,9 +76,13 @@ export class RoomMessages<S extends MessageSeat> {
   /** While the game's `join` runs: messages to entities that have no seat yet (the joiner's). */
   #joining: { entity: number; frame: Uint8Array }[] | null = null
 
-  constructor(schema: MessageSchema, seats: readonly S[]) {
+  /** 1 where the world holds an entity (World.alive): props go only to live entities. */
+  readonly #alive: Uint8Array
+
+  constructor(schema: MessageSchema, seats: readonly S[], alive: Uint8Array) {
     this.schema = schema
     this.#seats = seats
+    this.#alive = alive
   }
 
   /** Message `name` to the player of `entity`: false (nothing sent) when no player plays it. */
@@ -83,7 +90,7 @@ export class RoomMessages<S extends MessageSeat> {
     const frame = this.schema.encode(name, data)
     const seat = this.#seatOf(entity)
     if (seat) {
-      this.sink(seat, frame)
+      this.sink(seat, frame, false)
       return true
     }
     if (this.#joining) {
@@ -106,6 +113,8 @@ export class RoomMessages<S extends MessageSeat> {
   setProps(entity: number, data: MessageData): void {
     const spec = this.schema.props
     if (spec.length === 0) throw new TypeError('setProps: the game declares no props')
+    // A dead or made-up id (e.g. spawn()'s -1 when the world is full) would reach every client and never be cleared.
+    if (this.#alive[entity] !== 1) throw new TypeError(`setProps: entity ${String(entity)} is not alive`)
     const values: Value[] = new Array<Value>(spec.length)
     const p = valuesOf(spec, data, values, 0, `props of entity ${entity}`)
     if (p) throw new TypeError(p)
@@ -140,8 +149,8 @@ export class RoomMessages<S extends MessageSeat> {
     const kept = this.#joining
     this.#joining = null
     if (!seat) return
-    for (const p of this.#props.values()) this.sink(seat, p.frame)
-    if (kept) for (const k of kept) if (k.entity === seat.entity) this.sink(seat, k.frame)
+    for (const p of this.#props.values()) this.sink(seat, p.frame, true)
+    if (kept) for (const k of kept) if (k.entity === seat.entity) this.sink(seat, k.frame, false)
   }
 
   /** A client message, already checked against its declaration: handed to the game at the next tick. */
@@ -168,7 +177,7 @@ export class RoomMessages<S extends MessageSeat> {
 
   #toAll(frame: Uint8Array): void {
     const seats = this.#seats
-    for (let i = 0; i < seats.length; i++) this.sink(seats[i] as S, frame)
+    for (let i = 0; i < seats.length; i++) this.sink(seats[i] as S, frame, false)
   }
 
   #seatOf(entity: number): S | undefined {

@@ -51,7 +51,7 @@ export class Room {
     const layout = game.layout(maxPlayers)
     this.world = new World(layout.capacity, game.fields.map((f) => f.name))
     this.grid = new Grid(this.world, game.position[0], game.position[1], layout.width, layout.height, cellSize)
-    const messages = new RoomMessages<Seat>(schema, this.seats)
+    const messages = new RoomMessages<Seat>(schema, this.seats, this.world.alive)
     this.messages = messages
     this.world.onDespawn = (e) => messages.clearProps(e)
     this.rules = game.createRoom({
