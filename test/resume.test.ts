@@ -22,7 +22,7 @@ function rawJoin(url: string, query: Record<string, string>): Promise<{ welcome?
 }
 
 function resumeQuery(w: Welcome, token = w.resumeToken): Record<string, string> {
-  return { room: w.roomId, player: String(w.playerId), resume: token }
+  return { room: w.roomId, player: String(w.playerId), resume: token, v: String(w.version) } // the seat's own protocol (a v2 connection cannot take a v3 seat's stream)
 }
 
 t.test('tokens: genuine ones verify; forged, tampered, other-player and other-room ones do not', async (t) => {
