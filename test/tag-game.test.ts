@@ -5,7 +5,7 @@
  * real sockets: through the CLI `--game` with two workers, and in-process
  * where a test needs small outbox bounds.
  */
-import { spawnSync } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -195,4 +195,22 @@ t.test('a protocol 2 client gets the 10-element WELCOME and no game frames', asy
   await waitFor(() => types.filter((x) => x === MsgType.STATE).length > 20, 10_000, 'states to the old client')
   t.equal(welcomeLength, 10, 'protocol 2 WELCOME layout')
   t.notOk(types.includes(MsgType.MESSAGE) || types.includes(MsgType.PROPS), 'no MESSAGE or PROPS frames')
+})
+
+t.test('the load generator plays the tag game: its inputs and declared messages, 0 dropped, exit 0', async (t) => {
+  const tag = ((await import(pathToFileURL(tagJs).href)) as { default: Game }).default
+  const tw = await startTest({}, { game: tag })
+  t.teardown(() => tw.stop())
+  const cli = join(root, 'dist/bench/load/cli.js')
+  // Asynchronously: the server runs in this process and must keep ticking meanwhile.
+  const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [cli, '--url', tw.url, '--players', '8', '--duration', '2', '--processes', '1', '--metrics-url', '-', '--message-hz', '4'], { timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ status: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+    })
+  })
+  t.equal(r.status, 0, r.stderr.slice(-500))
+  t.match(r.stdout, /connections\s+opened 8 = connected 8 \+ dropped 0 \{\};\s+failed 0;\s+errors 0/)
+  const text = await tw.metrics.text()
+  t.ok(sample(text, 'tickwire_game_messages_received_total') > 0, 'the bots\' chat messages reached the game')
+  t.ok(sample(text, 'tickwire_inputs_total') > 0, 'their inputs too')
 })
