@@ -82,17 +82,27 @@ export function worstFrameBytes(fields: readonly ValueSpec[]): number {
   return n
 }
 
+/** The checks every list of declarations shares: an array of at most `max`, each with a unique name of VALUE_NAME_PATTERN. */
+function namesProblem(list: unknown, what: string, noun: string, max: number): string | null {
+  if (!Array.isArray(list)) return `${what} must be an array`
+  if (list.length > max) return `${what}: at most ${max} ${noun}s, has ${list.length}`
+  const seen = new Set<string>()
+  for (const x of list as unknown[]) {
+    const name = (x as { name?: unknown } | null)?.name
+    if (typeof x !== 'object' || x === null || typeof name !== 'string' || !VALUE_NAME_PATTERN.test(name)) {
+      return `${what}: ${noun} name ${JSON.stringify(name)} must be 1-32 characters of A-Z a-z 0-9 _, not starting with a digit`
+    }
+    if (seen.has(name)) return `${what}: ${noun} ${name} is declared twice`
+    seen.add(name)
+  }
+  return null
+}
+
 /** What is wrong with a list of value declarations (`what` names it in the sentence), or null. */
 export function fieldsProblem(fields: readonly ValueSpec[], what: string): string | null {
-  if (!Array.isArray(fields)) return `${what}: fields must be an array`
-  if (fields.length > MAX_MESSAGE_VALUES) return `${what}: at most ${MAX_MESSAGE_VALUES} values, has ${fields.length}`
-  const seen = new Set<string>()
+  const names = namesProblem(fields, what, 'value', MAX_MESSAGE_VALUES)
+  if (names) return names
   for (const f of fields) {
-    if (typeof f !== 'object' || f === null || typeof f.name !== 'string' || !VALUE_NAME_PATTERN.test(f.name)) {
-      return `${what}: value name ${JSON.stringify((f as { name?: unknown } | null)?.name)} must be 1-32 characters of A-Z a-z 0-9 _, not starting with a digit`
-    }
-    if (seen.has(f.name)) return `${what}: value ${f.name} is declared twice`
-    seen.add(f.name)
     const where = `${what}: value ${f.name}`
     switch (f.type) {
       case 'int':
@@ -108,21 +118,16 @@ export function fieldsProblem(fields: readonly ValueSpec[], what: string): strin
         return `${where}: type must be 'int', 'number', 'string' or 'bool', got ${JSON.stringify((f as { type?: unknown }).type)}`
     }
   }
-  if (worstFrameBytes(fields) > MAX_MESSAGE_FRAME_BYTES) return `${what}: its largest frame would be ${worstFrameBytes(fields)} bytes, more than ${MAX_MESSAGE_FRAME_BYTES} (shorten its strings)`
+  const worst = worstFrameBytes(fields)
+  if (worst > MAX_MESSAGE_FRAME_BYTES) return `${what}: its largest frame would be ${worst} bytes, more than ${MAX_MESSAGE_FRAME_BYTES} (shorten its strings)`
   return null
 }
 
 /** What is wrong with a list of message declarations, or null. */
 export function messagesProblem(messages: readonly MessageSpec[], what: string): string | null {
-  if (!Array.isArray(messages)) return `${what} must be an array of { name, fields }`
-  if (messages.length > MAX_MESSAGE_KINDS) return `${what}: at most ${MAX_MESSAGE_KINDS} kinds, has ${messages.length}`
-  const seen = new Set<string>()
+  const names = namesProblem(messages, what, 'message', MAX_MESSAGE_KINDS)
+  if (names) return names
   for (const m of messages) {
-    if (typeof m !== 'object' || m === null || typeof m.name !== 'string' || !VALUE_NAME_PATTERN.test(m.name)) {
-      return `${what}: message name ${JSON.stringify((m as { name?: unknown } | null)?.name)} must be 1-32 characters of A-Z a-z 0-9 _, not starting with a digit`
-    }
-    if (seen.has(m.name)) return `${what}: message ${m.name} is declared twice`
-    seen.add(m.name)
     const p = fieldsProblem(m.fields, `${what} ${m.name}`)
     if (p) return p
   }
