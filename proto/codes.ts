@@ -165,3 +165,16 @@ export const MAX_JOIN_OPTION_BYTES = 128
 export const JOIN_OPTION_KEY_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,31}$/
 /** Longest REDIRECT `url` a client accepts (protocol 3). */
 export const MAX_REDIRECT_URL_CHARS = 2048
+
+/**
+ * How often a client must acknowledge (PROTOCOL.md §6): at least once every
+ * `ackEvery(ackWindow)` STATE frames it applies, counting from its last ack
+ * (an INPUT's `ackTick` counts). The server resumes a paused client once
+ * fewer than this many frames are unacked, so a client that acks this often
+ * never deadlocks the window, and sends about a third as many ACKs as one
+ * that acks every frame. `ackWindow` 0 (a protocol 2 WELCOME, which does not
+ * say): 1, ack every frame.
+ */
+export function ackEvery(ackWindow: number): number {
+  return Math.max(1, Math.floor(ackWindow / 3))
+}
