@@ -11,6 +11,7 @@ import { unpack } from 'msgpackr'
 import t, { type Test } from 'tap'
 import {
   CloseCode,
+  ackEvery,
   ClientError,
   CloseReason,
   MAX_MESSAGE_FRAME_BYTES,
@@ -494,12 +495,16 @@ t.test('flow control and acks behave as documented', async (t) => {
   t.equal(v.ack(99), AckResult.UNKNOWN_TICK, 'ack of a tick never sent')
   t.equal(v.ack(5), AckResult.OK, 'ack of a sent tick')
   step()
-  t.notOk(v.canSend(), 'still paused until everything sent is acked')
+  t.notOk(v.canSend(), `still paused while ackEvery (${ackEvery(rep.opts.ackWindow)}) or more frames are unacked`)
   t.equal(v.ack(3), AckResult.REGRESSED, 'an ack going backwards')
-  t.equal(v.ack(rep.opts.ackWindow), AckResult.OK, 'ack of the newest sent tick')
+  const resumeAt = rep.opts.ackWindow - ackEvery(rep.opts.ackWindow) + 1 // leaves ackEvery - 1 unacked
+  t.equal(v.ack(resumeAt - 1), AckResult.OK, 'a later partial ack')
+  step()
+  t.notOk(v.canSend(), 'exactly ackEvery unacked: still paused')
+  t.equal(v.ack(resumeAt), AckResult.OK, 'an ack leaving fewer than ackEvery unacked')
   step()
   t.ok(v.canSend(), 'resumes')
-  t.same(send(), { age: tick - rep.opts.ackWindow, baseTick: rep.opts.ackWindow }, 'with a delta from that ack')
+  t.same(send(), { age: tick - resumeAt, baseTick: resumeAt }, 'with a delta from that ack')
   const acked = tick
   t.equal(v.ack(acked), AckResult.OK)
   // The oldest base still in the history is historyTicks - 1 ticks back; one tick later it is gone.

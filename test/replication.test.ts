@@ -1,11 +1,14 @@
 /**
  * Property test of delta replication: for random entity churn and movement,
  * frames delayed in flight, acks delayed, ticks skipped and baselines expired,
- * a client that applies exactly what was sent always holds the server's
- * visible state for the tick it applied.
+ * and every ack pattern PROTOCOL.md §6 allows (every frame; sparse, at least
+ * every ackEvery frames with inputs carrying acks in between; partial, of an
+ * older received tick), a client that applies exactly what was sent always
+ * holds the server's visible state for the tick it applied, and a client that
+ * acks at least every ackEvery frames never deadlocks the window.
  */
 import t, { type Test } from 'tap'
-import { MsgType, decodeServerMessage, type FieldSpec } from '../proto/index.js'
+import { MsgType, ackEvery, decodeServerMessage, type FieldSpec } from '../proto/index.js'
 import { EntityTable } from '../src/client/table.js'
 import { AckResult, FullReason, RoomReplicator, encodeBufferBytes, maxFrameBytes, type Viewer } from '../src/replicate/replicator.js'
 import { Grid } from '../src/sim/grid.js'
@@ -27,7 +30,15 @@ interface Client {
   /** What the server's visible state was for each sent tick. */
   expected: Map<number, Map<number, number[]>>
   paused: number
+  /** How it acks (PROTOCOL.md §6): every frame, sparse (ackEvery), or partial (sometimes an older received tick). */
+  mode: AckMode
+  /** Frames applied since its last ack, and the ticks applied since then. */
+  sinceAck: number
+  unacked: number[]
 }
+
+type AckMode = 'every' | 'sparse' | 'partial'
+const MODES: AckMode[] = ['every', 'sparse', 'partial']
 
 /**
  * What a viewer should see, computed independently of the replicator: its own
@@ -67,7 +78,7 @@ interface Shape {
   initial: number
 }
 
-function run(seed: number, ticks: number, t: Test, shape: Shape): { full: Record<number, number>; frames: number; skipped: number } {
+function run(seed: number, ticks: number, t: Test, shape: Shape): { full: Record<number, number>; frames: number; skipped: number; acks: number; reads: number } {
   const rnd = mulberry32(seed)
   const H = 8 + Math.floor(rnd() * 16)
   const W = 2 + Math.floor(rnd() * (H - 3))
@@ -89,7 +100,8 @@ function run(seed: number, ticks: number, t: Test, shape: Shape): { full: Record
   for (let i = 0; i < shape.viewers; i++) {
     const e = world.spawn()
     place(e)
-    clients.push({ viewer: rep.newViewer(e), table: new EntityTable(FIELDS, H + 2), inbox: [], acks: [], expected: new Map(), paused: 0 })
+    const mode = MODES[i % MODES.length] as AckMode
+    clients.push({ viewer: rep.newViewer(e), table: new EntityTable(FIELDS, H + 2), inbox: [], acks: [], expected: new Map(), paused: 0, mode, sinceAck: 0, unacked: [] })
   }
   const owned = new Set(clients.map((c) => c.viewer.entity))
   const out = new Uint8Array(encodeBufferBytes(maxVisible, FIELDS.length))
@@ -97,6 +109,9 @@ function run(seed: number, ticks: number, t: Test, shape: Shape): { full: Record
   let frames = 0
   let skipped = 0
   let badAcks = 0
+  let acksSent = 0
+  let applied = 0
+  const every = ackEvery(W)
 
   for (let tick = 1; tick <= ticks; tick++) {
     // Churn: move, change, despawn, spawn (ids get reused with a new generation).
@@ -122,6 +137,11 @@ function run(seed: number, ticks: number, t: Test, shape: Shape): { full: Record
       while (c.acks.length > 0 && (c.acks[0] as { at: number }).at <= tick) {
         const a = c.acks.shift() as { tick: number }
         if (c.viewer.ack(a.tick) !== AckResult.OK) badAcks++
+      }
+      // A client that has read and acked per the rule everything it was sent must be sendable again.
+      if (c.mode !== 'partial' && c.inbox.length === 0 && c.acks.length === 0 && !c.viewer.canSend()) {
+        t.fail(`seed ${seed}: ${c.mode} client deadlocked: ${c.viewer.inFlight} unacked, window ${W}, ackEvery ${every}`)
+        return { full, frames, skipped, acks: acksSent, reads: applied }
       }
       if (!c.viewer.canSend() || rnd() < 0.1) {
         skipped++
@@ -156,19 +176,36 @@ function run(seed: number, ticks: number, t: Test, shape: Shape): { full: Record
         const got = new Map([...c.table.entities].map(([id, v]) => [id, [...v]]))
         if (!want || JSON.stringify([...got].sort()) !== JSON.stringify([...want].sort())) {
           t.fail(`seed ${seed}: client table differs from the server at tick ${msg.tick}`, { got: [...got], want: want && [...want] })
-          return { full, frames, skipped }
+          return { full, frames, skipped, acks: acksSent, reads: applied }
         }
         c.expected.delete(msg.tick)
-        c.acks.push({ at: tick + Math.floor(rnd() * 4), tick: msg.tick })
+        applied++
+        c.sinceAck++
+        c.unacked.push(msg.tick)
+        // 'every' acks each frame; 'sparse' when ackEvery frames are unacked, or when an input happens to
+        // go (it carries the newest tick); 'partial' like sparse, but an input sometimes carries an older
+        // received tick (allowed: any sent tick after the acked one).
+        const input = rnd() < 0.2
+        let ack = -1
+        if (c.mode === 'every' || c.sinceAck >= every || input) ack = msg.tick
+        if (c.mode === 'partial' && input && rnd() < 0.5) ack = c.unacked[Math.floor(rnd() * c.unacked.length)] as number
+        if (ack >= 0) {
+          c.acks.push({ at: tick + Math.floor(rnd() * 4), tick: ack })
+          acksSent++
+          if (ack === msg.tick) {
+            c.sinceAck = 0
+            c.unacked.length = 0
+          } else c.unacked = c.unacked.filter((x) => x > ack)
+        }
       }
     }
   }
   t.equal(badAcks, 0, `seed ${seed}: every ack of an applied tick is accepted`)
-  return { full, frames, skipped }
+  return { full, frames, skipped, acks: acksSent, reads: applied }
 }
 
 t.test('clients equal the server visible state under churn, delays, skips and expiry', async (t) => {
-  const totals = { frames: 0, skipped: 0, join: 0, expired: 0, delta: 0 }
+  const totals = { frames: 0, skipped: 0, join: 0, expired: 0, delta: 0, acks: 0, reads: 0 }
   // Small rooms, and crowded ones: many viewers in distinct cells (the neighbour-list pool must grow),
   // and cells fuller than max-visible (the cap cuts a viewer's own cell).
   const shapes: Shape[] = [
@@ -179,6 +216,8 @@ t.test('clients equal the server visible state under churn, delays, skips and ex
     const r = run(seed, seed <= 24 ? 400 : 150, t, shapes[seed <= 24 ? 0 : 1] as Shape)
     totals.frames += r.frames
     totals.skipped += r.skipped
+    totals.acks += r.acks
+    totals.reads += r.reads
     totals.join += r.full[FullReason.JOIN] ?? 0
     totals.expired += r.full[FullReason.BASELINE_EXPIRED] ?? 0
     totals.delta += r.full[FullReason.NONE] ?? 0
@@ -187,6 +226,8 @@ t.test('clients equal the server visible state under churn, delays, skips and ex
   t.ok(totals.delta > 1000, `deltas sent: ${totals.delta}`)
   t.ok(totals.expired > 10, `full states after an expired baseline: ${totals.expired}`)
   t.ok(totals.skipped > 100, `frames skipped: ${totals.skipped}`)
+  // A third of the clients ack every frame; the rest far fewer: sparse patterns were exercised.
+  t.ok(totals.acks < 0.85 * totals.reads, `acks ${totals.acks} for ${totals.reads} frames applied`)
   // Until its first ack arrives a client gets full states (it has no baseline yet).
   t.ok(totals.join >= 24 * 3 + 6 * 40, `full states before a first ack: ${totals.join}`)
 })

@@ -1,6 +1,7 @@
 /**
  * tickwire client SDK: connects to a tickwire server, keeps a local entity
- * table in sync with STATE frames, acknowledges every applied tick, and sends
+ * table in sync with STATE frames, acknowledges applied ticks (in inputs, and
+ * by ACK once every `ackEvery(ackWindow)` frames, PROTOCOL.md §6), and sends
  * inputs. Game-agnostic: field and input names come from the server's WELCOME.
  *
  * Runs in browsers (global `WebSocket`) and in Node 20 (through the `ws`
@@ -41,6 +42,7 @@ import {
   closeCodeName,
   dataOf,
   decodeServerMessage,
+  ackEvery,
   encodeAck,
   encodeClientMessage,
   valuesOf,
@@ -87,7 +89,13 @@ export interface ConnectOptions {
    * (JOIN_REFUSED), its message holding the reason; no retry.
    */
   readonly joinOptions?: Readonly<Record<string, string | number | boolean>>
-  /** Send an ACK for every applied tick (default true). Turn off only to test flow control. */
+  /**
+   * Acknowledge applied ticks by itself (default true): every input carries
+   * the newest tick, and an ACK goes once `ackEvery(welcome.ackWindow)`
+   * frames (4 with the default window of 12; every frame from a protocol 2
+   * server) have been applied since the last ack. Turn off only to test flow
+   * control.
+   */
   readonly autoAck?: boolean
   /** Milliseconds to wait for WELCOME, per attempt (default 5000). */
   readonly timeoutMs?: number
@@ -417,6 +425,10 @@ export class TickwireClient {
   readonly #url: string
   readonly #opts: ConnectOptions
   #ackPending = false
+  /** STATE frames applied since the last ack (in an INPUT or an ACK) left. */
+  #sinceAck = 0
+  /** ackEvery(welcome.ackWindow): an ACK goes when #sinceAck reaches it. */
+  #ackEvery = 1
   /** Frames held until the session is ready for them (see #attach); null once applied. */
   #early: Uint8Array[] | null = null
   #closed = false
@@ -441,6 +453,7 @@ export class TickwireClient {
     this.#opts = opts
     this.#socket = opened.socket
     this.#welcome = opened.welcome
+    this.#ackEvery = ackEvery(opened.welcome.ackWindow)
     this.table = new EntityTable(opened.welcome.fields, opened.welcome.historyTicks + 2)
     this.#streamNext = opened.welcome.messageSeq
     this.#attach(opened)
@@ -580,6 +593,7 @@ export class TickwireClient {
   async #reconnect(code: number): Promise<void> {
     this.#reconnecting = true
     this.#ackPending = false
+    this.#sinceAck = 0
     const w = this.#welcome
     let resume = RESUMABLE.has(code) && w.resumeToken !== ''
     // The room lives on elsewhere: follow it by id (quick play would land in another room).
@@ -604,6 +618,7 @@ export class TickwireClient {
         }
         this.#socket = socket
         this.#welcome = welcome
+        this.#ackEvery = ackEvery(welcome.ackWindow)
         this.table.reset()
         this.#reconnecting = false
         this.#attach(opened)
@@ -672,7 +687,7 @@ export class TickwireClient {
     // Listeners run outside the try: an exception in game code is the game's, not a protocol error.
     if (msg.type === MsgType.STATE && result) {
       this.serverInputSeq = msg.inputSeq
-      if ((this.#opts.autoAck ?? true) && !this.#ackPending) {
+      if ((this.#opts.autoAck ?? true) && ++this.#sinceAck >= this.#ackEvery && !this.#ackPending) {
         this.#ackPending = true
         // Deferred so that an input sent from a 'state' handler carries the ack instead.
         queueMicrotask(this.#flushAck)
@@ -730,6 +745,7 @@ export class TickwireClient {
   #flushAck = (): void => {
     if (!this.#ackPending) return
     this.#ackPending = false
+    this.#sinceAck = 0
     this.#send(encodeAck(this.table.tick))
   }
 
@@ -771,6 +787,7 @@ export class TickwireClient {
     }
     const seq = ++this.inputSeq
     this.#ackPending = false
+    this.#sinceAck = 0
     this.#send(encodeInput(seq, this.table.tick, values))
     return seq
   }
@@ -778,6 +795,7 @@ export class TickwireClient {
   /** Acknowledges the newest applied tick now (automatic unless `autoAck: false`). */
   ack(): void {
     this.#ackPending = false
+    this.#sinceAck = 0
     this.#send(encodeAck(this.table.tick))
   }
 

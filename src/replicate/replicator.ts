@@ -16,7 +16,7 @@
  * chunk. Everything lives in typed arrays sized at construction; the chunk
  * arena only grows.
  */
-import { MsgType, writeArrayHeader, writeInt, zigzag, type FieldSpec } from '../../proto/index.js'
+import { MsgType, ackEvery, writeArrayHeader, writeInt, zigzag, type FieldSpec } from '../../proto/index.js'
 import { MAX_ROOM_ENTITIES } from '../sim/game.js'
 import type { Grid } from '../sim/grid.js'
 import type { World } from '../sim/world.js'
@@ -80,6 +80,8 @@ export class Viewer {
   lastFull: FullReason = FullReason.NONE
 
   readonly #window: number
+  /** Paused viewers resume below this many unacked frames: ackEvery(window). */
+  readonly #resumeBelow: number
   readonly #ringSize: number
   readonly #maxVisible: number
   readonly ringTick: Uint32Array
@@ -95,6 +97,7 @@ export class Viewer {
   constructor(entity: number, ackWindow: number, maxVisible: number) {
     this.entity = entity
     this.#window = ackWindow
+    this.#resumeBelow = ackEvery(ackWindow)
     this.#ringSize = ackWindow + 1
     this.#maxVisible = maxVisible
     this.ringTick = new Uint32Array(this.#ringSize)
@@ -124,14 +127,15 @@ export class Viewer {
 
   /**
    * Flow control: false while too many frames are unacked. Once paused, the
-   * viewer resumes only when everything sent is acked, then gets one delta
-   * from that ack (like a TCP window; never deadlocks, since an idle window
-   * is empty).
+   * viewer resumes when fewer than `ackEvery(window)` frames are unacked
+   * (PROTOCOL.md §6), then gets one delta from that ack. A client that acks
+   * at least that often always gets there, so the window never deadlocks;
+   * one that acks every frame resumes as soon as it has caught up.
    */
   canSend(): boolean {
     const inFlight = this.inFlight
     if (this.stalled) {
-      if (inFlight > 0) return false
+      if (inFlight >= this.#resumeBelow) return false
       this.stalled = false
     }
     if (inFlight >= this.#window) {
