@@ -55,7 +55,8 @@ export const OPTIONS = {
   metricsHost: { kind: 'string', default: '127.0.0.1', unit: 'address', doc: 'address the metrics port binds to (loopback: only this machine scrapes; 0.0.0.0 to open it, with --metrics-token)' },
   metricsToken: { kind: 'string', default: '', unit: 'text', doc: 'if set, /metrics needs `Authorization: Bearer <token>` (prefer the environment variable); empty: no token' },
   metricsCache: { kind: 'number', default: 1, unit: 's', min: 0, max: 60, doc: 'a rendered /metrics page is reused for this long, so scrape floods cost little; 0: render every scrape' },
-  tickHz: { kind: 'number', default: 30, unit: 'Hz', min: 1, max: 240, doc: 'simulation and send rate' },
+  tickHz: { kind: 'number', default: 30, unit: 'Hz', min: 1, max: 240, doc: 'simulation rate (and send rate, unless --send-hz)' },
+  sendHz: { kind: 'number', default: 0, unit: 'Hz', min: 0, max: 240, doc: 'STATE frames per second to each player: tick-hz divided by a whole number (players are spread over the ticks between sends); 0: every tick' },
   maxCatchUpTicks: { kind: 'int', default: 3, unit: 'ticks', min: 0, max: 100, doc: 'late ticks run back to back before the rest are skipped' },
   maxPlayersPerRoom: { kind: 'int', default: 64, unit: 'players', min: 1, max: 4096, doc: 'seats per room' },
   maxRooms: { kind: 'int', default: 1000, unit: 'rooms', min: 1, max: 100000, doc: 'rooms per process' },
@@ -187,6 +188,17 @@ function crossCheck(c: Config): void {
   }
   if (c.ackWindow >= c.historyTicks) {
     throw new ConfigError(`--ack-window (${c.ackWindow} frames) must be less than --history-ticks (${c.historyTicks} ticks)`)
+  }
+  if (c.sendHz !== 0) {
+    const every = c.tickHz / c.sendHz
+    if (c.sendHz > c.tickHz || Math.abs(every - Math.round(every)) > 1e-9) {
+      throw new ConfigError(`--send-hz (${c.sendHz} Hz) must be --tick-hz (${c.tickHz} Hz) divided by a whole number, e.g. ${c.tickHz / 2} or ${c.tickHz / 3}; or 0 (every tick)`)
+    }
+    if (c.ackWindow * Math.round(every) >= c.historyTicks) {
+      throw new ConfigError(
+        `--ack-window (${c.ackWindow} frames) spans ${c.ackWindow * Math.round(every)} ticks at --send-hz ${c.sendHz}: that must be less than --history-ticks (${c.historyTicks} ticks); raise --history-ticks to ${c.ackWindow * Math.round(every) + 1} or lower --ack-window`,
+      )
+    }
   }
   if (c.inputRate < 2 * c.tickHz) {
     throw new ConfigError(

@@ -374,3 +374,26 @@ t.test('custom created order and unsorted lists are accepted', async (t) => {
   t.equal(v.get(5)?.[1], 4, 'established in 3, created in 4: a reused id, held')
   t.equal(v.get(7)?.[1], 60, 'others interpolate')
 })
+
+t.test('a server sending every third tick (--send-hz 10 at 30 Hz): the delay becomes two send intervals, no underruns', async (t) => {
+  const interp = interpolator()
+  const latency = 40
+  const ticks = range(1, 300).filter((n) => n % 3 === 0)
+  const samples = play(interp, frames(ticks, latency), 0, 10_000)
+  t.ok(Math.abs(interp.delayMs - 6 * I) < EPS, `delay = 2 x 3 ticks (${interp.delayMs.toFixed(2)} ms)`)
+  const live = samples.filter((s) => s.now > 2000 && s.rt <= 297 * I)
+  t.ok(live.length > 100, `${live.length} frames inside the stream`)
+  let worstX = 0
+  for (const s of live) {
+    const x = x1(s)
+    if (x === undefined) continue
+    worstX = Math.max(worstX, Math.abs(x - lineX(s.rt)))
+  }
+  t.ok(worstX < 0.26, `positions exact between snapshots 3 ticks apart (worst ${worstX.toFixed(3)} u)`)
+  t.equal(live.at(-1)?.underruns ?? -1, live[0]?.underruns ?? -2, 'no underrun once the send period is learnt')
+
+  // Back to every tick, with one skipped frame: one long gap does not raise the delay.
+  const every = interpolator()
+  play(every, frames(range(1, 120).filter((n) => n !== 60), latency), 0, 5000)
+  t.ok(Math.abs(every.delayMs - 2 * I) < EPS, `one skipped frame leaves the delay at 2 intervals (${every.delayMs.toFixed(2)} ms)`)
+})

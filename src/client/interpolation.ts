@@ -188,6 +188,10 @@ export class SnapshotInterpolator {
   // Server clock estimate.
   #offset = 0
   #jitter = 0
+  /** Tick gaps between the last in-order snapshots; their smallest is the server's send period (--send-hz). */
+  readonly #gaps = new Float64Array(8).fill(1)
+  #gapAt = 0
+  #sendTicks = 1
   #synced = false
   #outliers = 0
   // Render clock.
@@ -228,11 +232,16 @@ export class SnapshotInterpolator {
     this.#created = new Array<ArrayLike<number> | null>(this.#cap).fill(null)
   }
 
-  /** The render delay now in force, ms: the fixed `delayMs`, or 2 intervals + the jitter margin. */
+  /**
+   * The render delay now in force, ms: the fixed `delayMs`, or 2 send
+   * intervals + the jitter margin. The send interval is one tick unless the
+   * server sends every k-th tick (`--send-hz`): then it is k ticks, learnt
+   * from the smallest tick gap between recent snapshots.
+   */
   get delayMs(): number {
     if (this.#fixedDelay !== undefined) return this.#fixedDelay
     const D = INTERPOLATOR_DEFAULTS
-    return D.delayTicks * this.#interval + Math.min(D.jitterFactor * this.#jitter, D.maxJitterMarginMs)
+    return D.delayTicks * this.#sendTicks * this.#interval + Math.min(D.jitterFactor * this.#jitter, D.maxJitterMarginMs)
   }
 
   /** Smoothed `arrivalMs - serverTime` (latency plus the clocks' difference), ms. */
@@ -271,6 +280,8 @@ export class SnapshotInterpolator {
     this.#offset = 0
     this.#jitter = 0
     this.#clockSet = false
+    this.#gaps.fill(1)
+    this.#sendTicks = 1
   }
 
   /**
@@ -311,6 +322,14 @@ export class SnapshotInterpolator {
     this.#maps[s] = entities
     this.#created[s] = created && created.length > 0 ? ascending(created) : null
     this.#count++
+    if (p === this.#count - 1 && p > 0) {
+      // A skipped frame makes one gap longer; only a run of 8 long gaps raises the send period.
+      this.#gaps[this.#gapAt] = tick - this.#tickAt(p - 1)
+      this.#gapAt = (this.#gapAt + 1) % this.#gaps.length
+      let min = Infinity
+      for (let i = 0; i < this.#gaps.length; i++) min = Math.min(min, this.#gaps[i] as number)
+      this.#sendTicks = Math.max(1, min)
+    }
     this.#observe(arrivalMs - tick * this.#interval)
     return true
   }

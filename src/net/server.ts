@@ -47,6 +47,8 @@ export interface ServerOptions extends AddressLimits, TlsOptions {
   readonly port: number
   readonly host: string
   readonly tickHz: number
+  /** STATE frames per second per player (a whole fraction of tickHz); 0: every tick. */
+  readonly sendHz: number
   readonly maxPlayers: number
   readonly historyTicks: number
   readonly ackWindow: number
@@ -114,6 +116,8 @@ export class GameServer {
   readonly #log: Logger
   readonly #app: TemplatedApp
   readonly #sender: FrameSender
+  /** A player is sent a STATE on ticks where (tick + playerId) % #sendEvery is 0: spread evenly, one send per period. */
+  readonly #sendEvery: number
   readonly #conns = new Set<Conn>()
   readonly #directory: RoomDirectory | undefined
   readonly #events: EventLog
@@ -176,6 +180,7 @@ export class GameServer {
     })
     const frameMax = maxFrameBytes(opts.maxVisible, game.fields.length)
     this.#sender = new FrameSender(opts, this.stats, encodeBufferBytes(opts.maxVisible, game.fields.length))
+    this.#sendEvery = opts.sendHz > 0 ? Math.round(opts.tickHz / opts.sendHz) : 1
     rooms.onCreate = (room) => {
       const creator = this.#seating.creating
       const link: RoomLink = { rep: new RoomReplicator(room.world, room.grid, game.fields, opts), instance: ResumeTokens.newInstance(), creator }
@@ -377,13 +382,15 @@ export class GameServer {
       if (!room) continue
       const rep = (room.link as RoomLink).rep
       try {
+        // Every tick is kept (players are staggered over the ticks between their sends): acks may name any.
         rep.snapshot(tick)
         const seats = room.seats
+        const every = this.#sendEvery
         for (let j = seats.length - 1; j >= 0; j--) {
           const seat = seats[j] as Seat
           const session = seat.link as Session | undefined
           if (session?.outbox?.overflowed) this.#outboxFull(seat, session)
-          else if (session?.conn) this.#sendFrame(session.conn, rep, now)
+          else if (session?.conn && (every === 1 || (tick + seat.playerId) % every === 0)) this.#sendFrame(session.conn, rep, now)
         }
       } catch (err) {
         this.#rooms.fail(room, err)
