@@ -30,6 +30,8 @@ const MAX_TICK = 0xffffffff - 1
 
 /** uWS core v20.43 can lose an uncorked send of >= 16 KiB; we cork, and also keep every frame below it. */
 const MAX_SAFE_FRAME = 16 * 1024
+/** Tick period of a process with no rooms, ms (TickLoop's idle). */
+export const IDLE_TICK_MS = 1000
 
 export interface StartOptions {
   /** The game to run; default: the reference arena. */
@@ -115,6 +117,9 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     maxCatchUpTicks: config.maxCatchUpTicks,
     clock,
     onStall: (ms) => stallEvents.warn('event loop stall', { reason: 'tick', ms: Math.round(ms), tick: loop.tick }),
+    // No rooms: one tick a second (it still sweeps the address book) instead of tickHz wake-ups.
+    idle: () => rooms.list.length === 0,
+    idleMs: IDLE_TICK_MS,
     onTick: (tick) => {
       if (tick >= MAX_TICK) {
         // Ticks travel as uint32: stop cleanly (clients get SHUTDOWN and rejoin a restarted server) rather than wrap.
@@ -179,6 +184,12 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
       server.shutdown()
       throw err
     }
+  }
+  // A new room ends the idle nap at once: its first players get their first STATE on the next tick.
+  const created = rooms.onCreate
+  rooms.onCreate = (room) => {
+    created(room)
+    loop.wake()
   }
   loop.start()
   // Near the open-file limit the public port stops accepting for a while (an EMFILE accept loop would spin).

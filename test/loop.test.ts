@@ -152,3 +152,30 @@ t.test('stop() cancels the pending timer and rejects a bad rate', async (t) => {
   t.equal(loop.running, false)
   t.throws(() => new TickLoop({ hz: 0, maxCatchUpTicks: 0, clock, onTick: () => {} }), RangeError)
 })
+
+t.test('idle: one tick per idleMs while idle() holds; wake() resumes at once, with no lateness, skips or stalls', async (t) => {
+  const clock = new FakeClock()
+  let idle = true
+  const at: number[] = []
+  const loop = new TickLoop({ hz: 30, maxCatchUpTicks: 3, clock, idle: () => idle, idleMs: 1000, onTick: () => at.push(clock.now()) })
+  loop.start()
+  clock.runUntil(1000 + 10_000)
+  t.equal(at.length, 10, '10 ticks in 10 idle seconds (not 300)')
+  t.ok(loop.napping)
+  const before = at.length
+  idle = false
+  clock.time += 300 // mid-nap
+  const woke = clock.now()
+  loop.wake()
+  clock.runUntil(woke + 1000)
+  t.equal(at[before], woke, 'the first tick runs at once')
+  t.ok(at.length - before >= 30 && at.length - before <= 31, `then the tick rate: ${at.length - before} ticks in the next second`)
+  t.equal(loop.skippedSlots, 0, 'a nap is not skipped slots')
+  t.equal(loop.stalls, 0, 'nor a stall')
+  t.equal(loop.catchUpTicks, 0, 'nor catch-up')
+  t.notOk(loop.napping)
+  loop.wake() // not napping: nothing
+  clock.runUntil(clock.now() + 100)
+  t.equal(loop.catchUpTicks, 0)
+  loop.stop()
+})
