@@ -37,6 +37,9 @@ interface Client {
   unacked: number[]
 }
 
+/** Viewers whose id ring grew past its first stride (32) during the runs. */
+let grown = 0
+
 type AckMode = 'every' | 'sparse' | 'partial'
 const MODES: AckMode[] = ['every', 'sparse', 'partial']
 
@@ -201,6 +204,7 @@ function run(seed: number, ticks: number, t: Test, shape: Shape): { full: Record
     }
   }
   t.equal(badAcks, 0, `seed ${seed}: every ack of an applied tick is accepted`)
+  for (const c of clients) if (c.viewer.stride > 32) grown++
   return { full, frames, skipped, acks: acksSent, reads: applied }
 }
 
@@ -226,6 +230,7 @@ t.test('clients equal the server visible state under churn, delays, skips and ex
   t.ok(totals.delta > 1000, `deltas sent: ${totals.delta}`)
   t.ok(totals.expired > 10, `full states after an expired baseline: ${totals.expired}`)
   t.ok(totals.skipped > 100, `frames skipped: ${totals.skipped}`)
+  t.ok(grown > 0, `${grown} viewers grew their id ring mid-run (crowded cells)`)
   // A third of the clients ack every frame; the rest far fewer: sparse patterns were exercised.
   t.ok(totals.acks < 0.85 * totals.reads, `acks ${totals.acks} for ${totals.reads} frames applied`)
   // Until its first ack arrives a client gets full states (it has no baseline yet).

@@ -44,7 +44,7 @@ export function roomReplicationBytes(historyTicks: number, capacity: number, fie
   return historyTicks * capacity * perSlotEntity + capacity * (16 + 4) + cells * 16
 }
 
-/** Bytes one player's replication state takes (its kept frames' entity ids). */
+/** Most bytes one player's replication state can take (its kept frames' entity ids at `maxVisible` each; it starts at 32 and grows). */
 export function viewerBytes(ackWindow: number, maxVisible: number): number {
   return (ackWindow + 1) * (maxVisible * 2 + 8)
 }
@@ -86,8 +86,16 @@ export class Viewer {
   readonly #maxVisible: number
   readonly ringTick: Uint32Array
   readonly ringCount: Int32Array
-  /** Entity ids of each kept frame, `maxVisible` slots per frame; 16-bit (rooms hold at most 65536 entities) to halve per-player memory. */
-  readonly ringIds: Uint16Array
+  /**
+   * Entity ids of each kept frame, `stride` slots per frame; 16-bit (rooms
+   * hold at most 65536 entities) to halve per-player memory. The stride
+   * starts small and doubles, up to `maxVisible`, when a frame needs more: a
+   * player usually sees a few dozen entities, and the ring at `maxVisible`
+   * (128) was half of its memory.
+   */
+  ringIds: Uint16Array
+  /** Slots per frame in `ringIds`. */
+  stride: number
   /** Send sequence of the oldest kept entry; the acked one when `hasBase`. */
   seqHead = 0
   /** Send sequence of the next frame. */
@@ -102,7 +110,21 @@ export class Viewer {
     this.#maxVisible = maxVisible
     this.ringTick = new Uint32Array(this.#ringSize)
     this.ringCount = new Int32Array(this.#ringSize)
-    this.ringIds = new Uint16Array(this.#ringSize * maxVisible)
+    this.stride = Math.min(maxVisible, INITIAL_STRIDE)
+    this.ringIds = new Uint16Array(this.#ringSize * this.stride)
+  }
+
+  /** Makes room for frames of `need` ids (at most maxVisible), keeping the kept frames' ids. */
+  grow(need: number): void {
+    const stride = Math.min(this.#maxVisible, Math.max(need, this.stride * 2))
+    if (stride <= this.stride) return
+    const next = new Uint16Array(this.#ringSize * stride)
+    for (let r = 0; r < this.#ringSize; r++) {
+      const n = Math.min(this.ringCount[r] as number, this.stride)
+      next.set(this.ringIds.subarray(r * this.stride, r * this.stride + n), r * stride)
+    }
+    this.ringIds = next
+    this.stride = stride
   }
 
   /** Frames sent after the acked one. */
@@ -309,13 +331,12 @@ export class RoomReplicator {
 
     // Baseline: the acked frame if its tick is still in the history.
     let base = 0
-    let baseIds = 0
+    let baseRing = 0
     let baseCount = 0
     if (v.hasBase && this.#histTick[v.ackTick % this.#H] === v.ackTick) {
       base = v.ackTick
-      const r = v.seqHead % v.ringSize
-      baseIds = r * v.maxVisible
-      baseCount = v.ringCount[r] as number
+      baseRing = v.seqHead % v.ringSize
+      baseCount = v.ringCount[baseRing] as number
       v.lastFull = FullReason.NONE
     } else {
       v.lastFull = v.hasBase ? FullReason.BASELINE_EXPIRED : FullReason.JOIN
@@ -325,9 +346,10 @@ export class RoomReplicator {
     // This frame's visible set, ascending ids, written straight into its ring entry.
     const seq = v.seqNext
     const r = seq % v.ringSize
-    const curIds = r * v.maxVisible
+    const n = this.#visible(v, histGen[tSlot * C + v.entity] !== 0, r) // may grow the ring: read it after
     const ids = v.ringIds
-    const n = this.#visible(v, histGen[tSlot * C + v.entity] !== 0, curIds)
+    const curIds = r * v.stride
+    const baseIds = baseRing * v.stride
 
     // Merge-walk this frame's ids against the baseline's (both ascending):
     // only in the baseline: removed; in both and the same entity: changed;
@@ -490,9 +512,8 @@ export class RoomReplicator {
    * ids of the last frame that are still visible keep their order, and only
    * newcomers (usually none or a few) are sorted and merged in.
    */
-  #visible(v: Viewer, ownAlive: boolean, at: number): number {
+  #visible(v: Viewer, ownAlive: boolean, r: number): number {
     const own = v.entity
-    const ids = v.ringIds
     const mark = this.#mark
     if (this.#markGen >= 0xfffffff0) {
       mark.fill(0)
@@ -517,9 +538,12 @@ export class RoomReplicator {
       if (mark[own] !== seen) inView++
       mark[own] = seen
     }
+    if (inView > v.stride) v.grow(inView)
+    const ids = v.ringIds
+    const at = r * v.stride
     let n = 0
     if (v.seqNext > 0) {
-      const last = ((v.seqNext - 1) % v.ringSize) * v.maxVisible
+      const last = ((v.seqNext - 1) % v.ringSize) * v.stride
       const lastCount = v.ringCount[(v.seqNext - 1) % v.ringSize] as number
       for (let i = 0; i < lastCount; i++) {
         const e = ids[last + i] as number
@@ -591,6 +615,9 @@ export class RoomReplicator {
 
 }
 
+
+/** Slots per frame a viewer's ring starts with (Viewer.grow doubles it when a frame needs more). */
+const INITIAL_STRIDE = 32
 
 /** Bytes of a changed chunk kept inside its record (words 2 and 3); longer ones stay in the arena (offset in word 2). */
 const INLINE_BYTES = 8
