@@ -38,7 +38,7 @@ export type FullReason = (typeof FullReason)[keyof typeof FullReason]
 export const AckResult = { OK: 0, UNKNOWN_TICK: 1, REGRESSED: 2 } as const
 export type AckResult = (typeof AckResult)[keyof typeof AckResult]
 
-/** Bytes a room's replication state takes: snapshot history, chunk records and per-cell lists. */
+/** Most bytes a room's replication state can take: snapshot history, chunk records (when every history slot is some player's base in one tick; usually a few are) and per-cell lists. */
 export function roomReplicationBytes(historyTicks: number, capacity: number, fieldCount: number, cells: number): number {
   const perSlotEntity = fieldCount * 4 + 4 + 16 // quantized values, generation, change record
   return historyTicks * capacity * perSlotEntity + capacity * (16 + 4) + cells * 16
@@ -201,9 +201,16 @@ export class RoomReplicator {
   // (base slot, entity) (changed: [stamp, length | elements << 8, chunk bytes
   // inline or arena offset]), so a lookup touches one cache line.
   readonly #created: Int32Array
-  readonly #change: Int32Array
+  #change: Int32Array
   /** The same memory as `#change`, as bytes: chunks of up to INLINE_BYTES sit in the record's last 8 bytes. */
-  readonly #changeBytes: Uint8Array
+  #changeBytes: Uint8Array
+  // Change records come in blocks of C, one block per base slot in use this tick: players ack
+  // within a few ticks of each other, so a handful of blocks serve a room, not one per history slot
+  // (that was 16 B x historyTicks x capacity, ~100 KB per arena room). A block handed to another slot
+  // in a later tick holds stale stamps, so its records are recomputed: no clearing needed.
+  readonly #blockOf: Int32Array
+  readonly #blockTick: Float64Array
+  #blocksUsed = 0
 
   // Per-tick neighborhood lists per grid cell.
   readonly #cellStamp: Float64Array
@@ -242,8 +249,10 @@ export class RoomReplicator {
     this.#histTick = new Float64Array(H).fill(-1)
     this.#arena = new Uint8Array(64 * 1024)
     this.#created = new Int32Array(C * 4).fill(-1)
-    this.#change = new Int32Array(H * C * 4).fill(-1)
+    this.#change = new Int32Array(Math.min(H, INITIAL_CHANGE_BLOCKS) * C * 4).fill(-1)
     this.#changeBytes = new Uint8Array(this.#change.buffer)
+    this.#blockOf = new Int32Array(H)
+    this.#blockTick = new Float64Array(H).fill(-1)
     const cells = grid.cols * grid.rows
     this.#cellStamp = new Float64Array(cells).fill(-1)
     this.#cellOff = new Int32Array(cells)
@@ -299,6 +308,23 @@ export class RoomReplicator {
     }
     this.#arenaPos = 0
     this.#cellPoolPos = 0
+    this.#blocksUsed = 0
+  }
+
+  /** This tick's block of change records for base slot `bSlot` (its first record's index / 4 is the result x C). */
+  #block(bSlot: number): number {
+    if (this.#blockTick[bSlot] === this.#tick) return this.#blockOf[bSlot] as number
+    const b = this.#blocksUsed++
+    const words = (b + 1) * this.#C * 4
+    if (words > this.#change.length) {
+      const next = new Int32Array(Math.max(words, this.#change.length * 2)).fill(-1)
+      next.set(this.#change)
+      this.#change = next
+      this.#changeBytes = new Uint8Array(next.buffer)
+    }
+    this.#blockTick[bSlot] = this.#tick
+    this.#blockOf[bSlot] = b
+    return b
   }
 
   /** Creates the replication state of a player whose entity is `entity`. */
@@ -361,6 +387,7 @@ export class RoomReplicator {
     const refLen = this.#refLen
     const refId = this.#refId
     const removed = this.#removed
+    const kBase = baseCount > 0 ? this.#block(bSlot) * C : 0 // may grow #change: read it after
     const change = this.#change
     const created = this.#created
     const cStart = this.#changedAt
@@ -376,7 +403,7 @@ export class RoomReplicator {
       while (j < baseCount && (ids[baseIds + j] as number) < e) removed[nRemoved++] = ids[baseIds + j++] as number
       if (j < baseCount && ids[baseIds + j] === e) {
         j++
-        const k = (bSlot * C + e) * 4
+        const k = (kBase + e) * 4
         if (change[k] !== stamp) this.#encodeChange(e, bSlot, k)
         const meta = change[k + 1] as number // -1: another entity now; else length | elements << 8
         const len = meta & 0xff
@@ -615,6 +642,9 @@ export class RoomReplicator {
 
 }
 
+
+/** Blocks of change records a room starts with (#block adds more when a tick has more distinct bases). */
+const INITIAL_CHANGE_BLOCKS = 4
 
 /** Slots per frame a viewer's ring starts with (Viewer.grow doubles it when a frame needs more). */
 const INITIAL_STRIDE = 32
