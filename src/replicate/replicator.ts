@@ -247,7 +247,9 @@ export class RoomReplicator {
     this.#hist = new Int32Array(H * C * this.#F)
     this.#histGen = new Uint32Array(H * C)
     this.#histTick = new Float64Array(H).fill(-1)
-    this.#arena = new Uint8Array(64 * 1024)
+    // A tick's chunks: every entity created once plus changes against a few bases; grows (doubling) past that.
+    // It was a fixed 64 KiB, a third of an arena room's replication memory.
+    this.#arena = new Uint8Array(Math.max(1024, C * (2 + 5 * this.#F) * 2))
     this.#created = new Int32Array(C * 4).fill(-1)
     this.#change = new Int32Array(Math.min(H, INITIAL_CHANGE_BLOCKS) * C * 4).fill(-1)
     this.#changeBytes = new Uint8Array(this.#change.buffer)
