@@ -44,6 +44,8 @@ export interface BotEvents {
   other(bytes: number): void
   /** The bot's check of what it received failed (state that does not add up). Reported, never ignored. */
   error(err: Error): void
+  /** The bot sent a frame; `ack`: a standalone ACK. Optional: adapters that do not call it count only inputs and messages. */
+  sent?(ack: boolean): void
   /** The connection closed: the close code (1006 when cut). Not called after the bot's own close(). */
   close(code: number): void
 }

@@ -119,6 +119,8 @@ async function main(): Promise<void> {
     otherBytes: 0,
     inputs: 0,
     messages: 0,
+    acksSent: 0,
+    framesSent: 0,
     errors: 0,
     paused: 0,
     pending: 0,
@@ -181,6 +183,10 @@ async function main(): Promise<void> {
               if (!slot.everPaused) latencyUnpaused.record(us)
               slot.tail++
             }
+          },
+          sent(ack) {
+            c.framesSent++
+            if (ack) c.acksSent++
           },
           other(bytes) {
             c.otherMsgs++

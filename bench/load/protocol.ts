@@ -45,6 +45,10 @@ export interface BotStats {
   readonly inputs: number
   /** Game messages (CLIENT_MESSAGE) sent. */
   readonly messages: number
+  /** Standalone ACK frames sent (acks carried by INPUTs are not counted here). */
+  readonly acksSent: number
+  /** Every client frame sent: inputs, acks, messages, pings; over stateMsgs it is client frames per STATE. */
+  readonly framesSent: number
   readonly errors: number
   readonly errorSamples: string[]
   readonly failSamples: string[]

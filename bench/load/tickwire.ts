@@ -5,7 +5,7 @@
  * SDK's), which throws on any frame that does not fit their copy.
  */
 import { WebSocket } from 'ws'
-import { CloseCode, MsgType, type InputSpec, type MessageSpec, PROTOCOL_VERSION, decodeServerMessage, encodeAck, encodeClientMessage, encodeInput, type Redirect, type StateFrame } from '../../proto/index.js'
+import { CloseCode, MsgType, type InputSpec, type MessageSpec, PROTOCOL_VERSION, ackEvery, decodeServerMessage, encodeAck, encodeClientMessage, encodeInput, type Redirect, type StateFrame } from '../../proto/index.js'
 import { redirectTarget } from '../../src/client/index.js'
 import { EntityTable } from '../../src/client/table.js'
 import type { Adapter, Bot, BotEvents, ConnectOptions } from './adapter.js'
@@ -42,6 +42,38 @@ export function stateHeader(b: Uint8Array): { tick: number; inputSeq: number } |
   return tick < 0 || inputSeq < 0 ? null : { tick, inputSeq }
 }
 
+/** A bot's ack state, swept by the one shared timer below. */
+interface AckState {
+  unacked: number
+  lastFrameAt: number
+  quietMs: number
+  ack(): void
+}
+
+const acking = new Set<AckState>()
+let sweeper: NodeJS.Timeout | null = null
+/**
+ * One timer per bot process, not one per bot: acks a bot's unacked frames once
+ * ~3 tick intervals passed with no new frame, so a server that resumes a paused
+ * client only when everything is acked cannot stall it with a partial window.
+ */
+function watch(s: AckState): void {
+  acking.add(s)
+  if (sweeper) return
+  sweeper = setInterval(() => {
+    const now = performance.now()
+    for (const a of acking) if (a.unacked > 0 && now - a.lastFrameAt >= a.quietMs) a.ack()
+  }, 25)
+  sweeper.unref()
+}
+function unwatch(s: AckState): void {
+  acking.delete(s)
+  if (acking.size === 0 && sweeper) {
+    clearInterval(sweeper)
+    sweeper = null
+  }
+}
+
 export const tickwireAdapter: Adapter = {
   name: 'tickwire',
   connect(opts: ConnectOptions, events: BotEvents): Promise<Bot> {
@@ -65,24 +97,45 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
     let started = false
     let closedByUs = false
     let redirect: Redirect | null = null
+    // ackEvery(ackWindow) frames per standalone ACK; 1 (every frame) until a protocol 3 WELCOME says otherwise.
+    let every = 1
+    const acks: AckState = {
+      unacked: 0,
+      lastFrameAt: 0,
+      quietMs: 100,
+      ack() {
+        acks.unacked = 0
+        if (ws.readyState !== WebSocket.OPEN) return
+        ws.send(encodeAck(lastTick))
+        events.sent?.(true)
+      },
+    }
+    const sendInput = (seq: number, values: readonly number[]): void => {
+      if (ws.readyState !== WebSocket.OPEN) return
+      ws.send(encodeInput(seq, lastTick, values))
+      acks.unacked = 0 // the INPUT carries lastTick as its ack
+      events.sent?.(false)
+    }
     let schema: readonly InputSpec[] | undefined
     let messages: readonly MessageSpec[] | undefined
     const bot: Bot = {
       input(seq, mx, my) {
         // Sent at once (as a key press would be), carrying the newest ack.
-        if (ws.readyState === WebSocket.OPEN) ws.send(encodeInput(seq, lastTick, [mx, my]))
+        sendInput(seq, [mx, my])
       },
       get schema() {
         return schema
       },
       inputValues(seq, values) {
-        if (ws.readyState === WebSocket.OPEN) ws.send(encodeInput(seq, lastTick, values))
+        sendInput(seq, values)
       },
       get messages() {
         return messages
       },
       message(kind, values) {
-        if (ws.readyState === WebSocket.OPEN) ws.send(encodeClientMessage(kind, values))
+        if (ws.readyState !== WebSocket.OPEN) return
+        ws.send(encodeClientMessage(kind, values))
+        events.sent?.(false)
       },
       pause: () => (ws as unknown as { _socket: { pause(): void } })._socket.pause(),
       resume: () => (ws as unknown as { _socket: { resume(): void } })._socket.resume(),
@@ -105,6 +158,8 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
             entity = m.entityId
             schema = m.input
             messages = m.clientMessages
+            every = ackEvery(m.ackWindow ?? 0)
+            acks.quietMs = 3000 / m.tickHz
             if (opts.check) table = new EntityTable(m.fields, m.historyTicks + 2)
           } else if (m.type === MsgType.REDIRECT) redirect = m
         } catch (err) {
@@ -126,13 +181,16 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
       lastTick = head.tick
       lastSeq = head.inputSeq
       events.state(bytes.byteLength, head.inputSeq)
-      ws.send(encodeAck(lastTick))
+      acks.lastFrameAt = performance.now()
+      if (++acks.unacked >= every) acks.ack()
       if (!started) {
         started = true
+        watch(acks)
         resolve(bot)
       }
     })
     ws.on('close', (code) => {
+      unwatch(acks)
       if (!started) {
         if (code === CloseCode.REDIRECT && redirect && hops < 3) {
           let next: string
