@@ -172,6 +172,8 @@ export class LoadRun {
       unpausedDropped: g('unpausedDropped'),
       unpausedConnected: g('unpausedConnected'),
       stale: g('stale'),
+      acksSent: g('acksSent'),
+      framesSent: g('framesSent'),
     }
   }
 
