@@ -61,7 +61,7 @@ function headerAndRemovedBytes(maxVisible: number): number {
 
 /** Size of the buffer `encode` writes into: a frame plus room to build the changed list in place. */
 export function encodeBufferBytes(maxVisible: number, fieldCount: number): number {
-  return headerAndRemovedBytes(maxVisible) + maxFrameBytes(maxVisible, fieldCount)
+  return headerAndRemovedBytes(maxVisible) + maxFrameBytes(maxVisible, fieldCount) + INLINE_BYTES
 }
 
 /**
@@ -208,6 +208,9 @@ export class RoomReplicator {
   // within a few ticks of each other, so a handful of blocks serve a room, not one per history slot
   // (that was 16 B x historyTicks x capacity, ~100 KB per arena room). A block handed to another slot
   // in a later tick holds stale stamps, so its records are recomputed: no clearing needed.
+  /** The last output buffer, and a view of it for writing inline chunks a word at a time. */
+  #out: Uint8Array = new Uint8Array(0)
+  #outView: DataView = new DataView(new ArrayBuffer(0))
   readonly #blockOf: Int32Array
   readonly #blockTick: Float64Array
   #blocksUsed = 0
@@ -390,6 +393,11 @@ export class RoomReplicator {
     const refId = this.#refId
     const removed = this.#removed
     const kBase = baseCount > 0 ? this.#block(bSlot) * C : 0 // may grow #change: read it after
+    if (out !== this.#out) {
+      this.#out = out
+      this.#outView = new DataView(out.buffer, out.byteOffset, out.byteLength)
+    }
+    const outView = this.#outView
     const change = this.#change
     const created = this.#created
     const cStart = this.#changedAt
@@ -415,9 +423,12 @@ export class RoomReplicator {
           if (gap < 0x80) out[cp++] = gap
           else cp = writeInt(out, cp, gap)
           if (len <= INLINE_BYTES) {
-            // Short chunks live in the record itself: no second memory access.
-            const bytes = this.#changeBytes
-            for (let o = k * 4 + 8, end = o + len; o < end; o++) out[cp++] = bytes[o] as number
+            // Short chunks live in the record itself: no second memory access. Both words are
+            // written whole (little-endian, as the Int32Array holds them) and cp moves by len:
+            // the bytes past it are overwritten next (the buffer has INLINE_BYTES of slack).
+            outView.setInt32(cp, change[k + 2] as number, true)
+            outView.setInt32(cp + 4, change[k + 3] as number, true)
+            cp += len
           } else {
             const arena = this.#arena
             for (let o = change[k + 2] as number, end = o + len; o < end; o++) out[cp++] = arena[o] as number
