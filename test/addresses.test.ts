@@ -326,5 +326,5 @@ t.test('an event-loop stall the tick loop sees is counted and logged once', asyn
   }
   await waitFor(() => lines.some((l) => l.includes('security: event loop stall')), 3000, 'the stall line')
   t.match(lines.find((l) => l.includes('event loop stall')) ?? '', /warn security: event loop stall reason=tick ms=\d+ tick=\d+/)
-  t.ok((parseSamples(await tw.metrics.text()).get('tickwire_tick_stalls_total') ?? 0) >= 1, 'counted in tickwire_tick_stalls_total')
+  t.ok((parseSamples(await tw.metrics.text()).get('tickwire_tick_stalls_total{worker="0"}') ?? 0) >= 1, 'counted in tickwire_tick_stalls_total')
 })

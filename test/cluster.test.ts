@@ -107,7 +107,7 @@ t.test('kill -9 of one worker under load: replaced (about 1 s idle; ceiling 10 s
   t.ok(victims.length > 0 && survivors.length > 0, `players on both workers (${victims.length} / ${survivors.length})`)
 
   // Scrape all along: every scrape answers and no counter ever goes down.
-  const watched = ['tickwire_connections_total', 'tickwire_sent_bytes_total', 'tickwire_ticks_total', 'tickwire_state_frames_sent_total', 'process_cpu_seconds_total{worker="0"}']
+  const watched = ['tickwire_connections_total', 'tickwire_sent_bytes_total', 'tickwire_ticks_total{worker="0"}', 'tickwire_ticks_total{worker="1"}', 'tickwire_state_frames_sent_total', 'process_cpu_seconds_total{worker="0"}']
   const last = new Map<string, number>()
   let scrapes = 0
   let scraping = true

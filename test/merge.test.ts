@@ -6,8 +6,9 @@
 import { spawnSync } from 'node:child_process'
 import client from 'prom-client'
 import t, { type Test } from 'tap'
-import { MetricsMerger, PER_WORKER_PREFIXES, type Snapshot } from '../src/cluster/merge.js'
-import { DEFAULT_TOTAL_GAUGES } from '../src/metrics/registry.js'
+import { MetricsMerger, PER_WORKER_PREFIXES, isPerWorker, type Snapshot } from '../src/cluster/merge.js'
+import { DEFAULT_TOTAL_GAUGES, Metrics, WORKER_SERIES } from '../src/metrics/registry.js'
+import { Stats } from '../src/metrics/stats.js'
 
 /** A worker-like registry whose instruments the test drives directly. */
 function worker(opts: { defaults?: boolean } = {}) {
@@ -16,9 +17,9 @@ function worker(opts: { defaults?: boolean } = {}) {
   const registers = [registry]
   return {
     registry,
-    ticks: new client.Counter({ name: 'tickwire_ticks_total', help: 'Simulation ticks run', registers }),
+    conns: new client.Counter({ name: 'tickwire_connections_total', help: 'WebSocket connections opened', registers }),
     disconnects: new client.Counter({ name: 'tickwire_disconnects_total', help: 'Sockets closed, by reason', labelNames: ['reason'], registers }),
-    tickDuration: new client.Histogram({ name: 'tickwire_tick_duration_seconds', help: 'Wall time of one tick', buckets: [0.001, 0.01, 0.1], registers }),
+    opSeconds: new client.Histogram({ name: 'tickwire_directory_operation_seconds', help: 'Directory round trip', buckets: [0.001, 0.01, 0.1], registers }),
     players: new client.Gauge({ name: 'tickwire_players', help: 'Players seated in rooms', registers }),
     bufferedMax: new client.Gauge({ name: 'tickwire_socket_buffered_bytes_max', help: 'Worst socket backlog', aggregator: 'max', registers }),
     secret: new client.Gauge({ name: 'tickwire_internal_seed', help: 'Not for the supervisor', aggregator: 'omit', registers }),
@@ -63,13 +64,13 @@ function promtool(t: Test, text: string): void {
 t.test('sums counters, histograms and gauges across slots; honours max and omit', async (t) => {
   const a = worker()
   const b = worker()
-  a.ticks.inc(100)
-  b.ticks.inc(50)
+  a.conns.inc(100)
+  b.conns.inc(50)
   a.disconnects.inc({ reason: 'too_slow' }, 2)
   b.disconnects.inc({ reason: 'too_slow' }, 3)
   b.disconnects.inc({ reason: 'bad_input' }, 1)
-  for (const s of [0.0005, 0.005, 0.05]) a.tickDuration.observe(s)
-  for (const s of [0.005, 0.5]) b.tickDuration.observe(s)
+  for (const s of [0.0005, 0.005, 0.05]) a.opSeconds.observe(s)
+  for (const s of [0.005, 0.5]) b.opSeconds.observe(s)
   a.players.set(7)
   b.players.set(5)
   a.bufferedMax.set(1000)
@@ -80,33 +81,33 @@ t.test('sums counters, histograms and gauges across slots; honours max and omit'
   m.update(0, 1000, await snap(a.registry))
   m.update(1, 1001, await snap(b.registry))
   const text = await m.render()
-  t.equal(value(text, 'tickwire_ticks_total'), 150)
+  t.equal(value(text, 'tickwire_connections_total'), 150)
   t.equal(value(text, 'tickwire_disconnects_total{reason="too_slow"}'), 5)
   t.equal(value(text, 'tickwire_disconnects_total{reason="bad_input"}'), 1, 'a series only one slot has')
   t.equal(value(text, 'tickwire_players'), 12)
   t.equal(value(text, 'tickwire_socket_buffered_bytes_max'), 4000, "aggregator 'max'")
   t.notMatch(text, /tickwire_internal_seed/, "aggregator 'omit' drops the family, HELP and TYPE included")
-  t.equal(value(text, 'tickwire_tick_duration_seconds_bucket{le="0.001"}'), 1)
-  t.equal(value(text, 'tickwire_tick_duration_seconds_bucket{le="0.01"}'), 3)
-  t.equal(value(text, 'tickwire_tick_duration_seconds_bucket{le="0.1"}'), 4)
-  t.equal(value(text, 'tickwire_tick_duration_seconds_bucket{le="+Inf"}'), 5)
-  t.equal(value(text, 'tickwire_tick_duration_seconds_count'), 5)
-  t.ok(Math.abs(value(text, 'tickwire_tick_duration_seconds_sum') - 0.5605) < 1e-9)
-  const histogram = text.split('\n').filter((l) => l.startsWith('tickwire_tick_duration_seconds'))
+  t.equal(value(text, 'tickwire_directory_operation_seconds_bucket{le="0.001"}'), 1)
+  t.equal(value(text, 'tickwire_directory_operation_seconds_bucket{le="0.01"}'), 3)
+  t.equal(value(text, 'tickwire_directory_operation_seconds_bucket{le="0.1"}'), 4)
+  t.equal(value(text, 'tickwire_directory_operation_seconds_bucket{le="+Inf"}'), 5)
+  t.equal(value(text, 'tickwire_directory_operation_seconds_count'), 5)
+  t.ok(Math.abs(value(text, 'tickwire_directory_operation_seconds_sum') - 0.5605) < 1e-9)
+  const histogram = text.split('\n').filter((l) => l.startsWith('tickwire_directory_operation_seconds'))
   t.same(
     histogram.map((l) => l.replace(/ .*/, '')),
     [
-      'tickwire_tick_duration_seconds_bucket{le="0.001"}',
-      'tickwire_tick_duration_seconds_bucket{le="0.01"}',
-      'tickwire_tick_duration_seconds_bucket{le="0.1"}',
-      'tickwire_tick_duration_seconds_bucket{le="+Inf"}',
-      'tickwire_tick_duration_seconds_sum',
-      'tickwire_tick_duration_seconds_count',
+      'tickwire_directory_operation_seconds_bucket{le="0.001"}',
+      'tickwire_directory_operation_seconds_bucket{le="0.01"}',
+      'tickwire_directory_operation_seconds_bucket{le="0.1"}',
+      'tickwire_directory_operation_seconds_bucket{le="+Inf"}',
+      'tickwire_directory_operation_seconds_sum',
+      'tickwire_directory_operation_seconds_count',
     ],
     'buckets ascending, +Inf last, then _sum and _count',
   )
-  t.equal(text.match(/^# TYPE tickwire_ticks_total counter$/gm)?.length, 1, 'one TYPE per family')
-  t.equal(text.match(/^# HELP tickwire_ticks_total /gm)?.length, 1, 'one HELP per family')
+  t.equal(text.match(/^# TYPE tickwire_connections_total counter$/gm)?.length, 1, 'one TYPE per family')
+  t.equal(text.match(/^# HELP tickwire_connections_total /gm)?.length, 1, 'one HELP per family')
   promtool(t, text)
 })
 
@@ -129,8 +130,8 @@ t.test('process_ and nodejs_ metrics are per worker; own registry is appended; p
   t.same(PER_WORKER_PREFIXES, ['process_', 'nodejs_'])
   const a = worker({ defaults: true })
   const b = worker({ defaults: true })
-  a.ticks.inc(3)
-  b.ticks.inc(4)
+  a.conns.inc(3)
+  b.conns.inc(4)
   const own = new client.Registry()
   new client.Gauge({ name: 'tickwire_cluster_workers', help: 'Worker processes running', registers: [own] }).set(2)
 
@@ -146,10 +147,68 @@ t.test('process_ and nodejs_ metrics are per worker; own registry is appended; p
   }
   const unlabelled = [...samples.keys()].filter((k) => PER_WORKER_PREFIXES.some((p) => k.startsWith(p)) && !/[{,]worker="[01]"/.test(k))
   t.same(unlabelled, [], 'every process_/nodejs_ sample carries a worker label')
-  t.equal(value(text, 'tickwire_ticks_total'), 7)
+  t.equal(value(text, 'tickwire_connections_total'), 7)
   t.equal(value(text, 'tickwire_cluster_workers'), 2, "the supervisor's own metrics are appended")
   const families = [...text.matchAll(/^# TYPE (\S+) /gm)].map((x) => x[1])
   t.equal(new Set(families).size, families.length, 'no family repeated')
+  promtool(t, text)
+})
+
+/** A real worker registry (src/metrics/registry.ts) over a loop the test advances by hand. */
+function tickingWorker() {
+  const loop = { tick: 0, overruns: 0, catchUpTicks: 0, skippedSlots: 0, stalls: 0 }
+  const metrics = new Metrics({ stats: new Stats(), loop, rooms: () => 1, players: () => 3, buffered: () => ({ total: 0, max: 0 }), tickBudgetSeconds: 1 / 30, held: () => 0 })
+  /** `n` ticks of `seconds` each, `over` of them overruns. */
+  const run = (n: number, seconds: number, over = 0) => {
+    loop.tick += n
+    loop.overruns += over
+    for (let i = 0; i < n; i++) metrics.observeTick(seconds, 0.0001)
+  }
+  return { metrics, loop, run }
+}
+
+t.test('the tick loop series carry worker="<slot>" and are never summed; a replaced worker keeps its base', async (t) => {
+  for (const name of WORKER_SERIES) t.ok(isPerWorker(name), `${name} is per worker`)
+  t.notOk(isPerWorker('tickwire_players'), 'players are summed')
+  t.notOk(isPerWorker('tickwire_tick_budget_seconds'), 'the budget is one figure (max)')
+
+  const a = tickingWorker()
+  const b = tickingWorker()
+  // Alone, a worker says worker="0", as a single process does.
+  t.equal(value(await a.metrics.text(), 'tickwire_ticks_total{worker="0"}'), 0, 'a single process: worker="0", present from the start')
+  // 30 Hz each: one second of ticks on both workers.
+  a.run(30, 0.002)
+  b.run(30, 0.02, 2)
+  const m = new MetricsMerger()
+  m.update(0, 11000, await snap(a.metrics.registry))
+  m.update(1, 11001, await snap(b.metrics.registry))
+  let text = await m.render()
+  t.equal(value(text, 'tickwire_ticks_total{worker="0"}'), 30, 'ticks of worker 0, not 60: rate() is per worker')
+  t.equal(value(text, 'tickwire_ticks_total{worker="1"}'), 30)
+  t.notOk(parse(text).has('tickwire_ticks_total'), 'no unlabelled sum')
+  t.equal(value(text, 'tickwire_tick_overruns_total{worker="1"}'), 2)
+  t.equal(value(text, 'tickwire_tick_overruns_total{worker="0"}'), 0)
+  t.equal(value(text, 'tickwire_tick_duration_seconds_bucket{worker="0",le="0.002"}'), 30, 'each worker its own histogram')
+  t.equal(value(text, 'tickwire_tick_duration_seconds_bucket{worker="1",le="0.002"}'), 0)
+  t.equal(value(text, 'tickwire_tick_duration_seconds_bucket{worker="1",le="0.025"}'), 30)
+  t.equal(value(text, 'tickwire_tick_duration_seconds_count{worker="1"}'), 30)
+  t.equal(value(text, 'tickwire_tick_lateness_seconds_count{worker="0"}'), 30)
+  t.equal(value(text, 'tickwire_players'), 6, 'gauges still sum')
+  for (const name of WORKER_SERIES) {
+    for (const [k] of parse(text)) if (k.startsWith(`${name}`) && (k[name.length] === '{' || k.length === name.length)) t.match(k, /[{,]worker="[01]"/, `${k} labelled`)
+  }
+  promtool(t, text)
+
+  // Worker 1 crashes; its replacement starts from zero: worker 1's counters and buckets go on from its base.
+  m.retire(1)
+  const c = tickingWorker()
+  c.run(3, 0.02)
+  m.update(1, 11002, await snap(c.metrics.registry))
+  text = await m.render()
+  t.equal(value(text, 'tickwire_ticks_total{worker="1"}'), 33, 'monotonic across the replacement')
+  t.equal(value(text, 'tickwire_tick_overruns_total{worker="1"}'), 2)
+  t.equal(value(text, 'tickwire_tick_duration_seconds_count{worker="1"}'), 33)
+  t.equal(value(text, 'tickwire_ticks_total{worker="0"}'), 30, 'worker 0 untouched')
   promtool(t, text)
 })
 
@@ -161,10 +220,10 @@ t.test('a new pid in a slot carries the old cumulative values as base; gauges ar
   const m = new MetricsMerger()
   const old = worker()
   const oldProc = perWorker()
-  old.ticks.inc(100)
+  old.conns.inc(100)
   old.disconnects.inc({ reason: 'too_slow' }, 4)
-  old.tickDuration.observe(0.005)
-  old.tickDuration.observe(0.5)
+  old.opSeconds.observe(0.005)
+  old.opSeconds.observe(0.5)
   old.players.set(9)
   oldProc.cpu.inc(12.5)
   m.update(0, 3000, [...(await snap(old.registry)), ...(await snap(oldProc.r))])
@@ -173,18 +232,18 @@ t.test('a new pid in a slot carries the old cumulative values as base; gauges ar
   // The worker in slot 0 restarted: a fresh process starts its counters from zero.
   const fresh = worker()
   const freshProc = perWorker()
-  fresh.ticks.inc(10)
-  fresh.tickDuration.observe(0.0005)
+  fresh.conns.inc(10)
+  fresh.opSeconds.observe(0.0005)
   fresh.players.set(2)
   freshProc.cpu.inc(0.5)
   m.update(0, 3001, [...(await snap(fresh.registry)), ...(await snap(freshProc.r))])
   const text = await m.render()
-  t.equal(value(text, 'tickwire_ticks_total'), 110)
+  t.equal(value(text, 'tickwire_connections_total'), 110)
   t.equal(value(text, 'tickwire_disconnects_total{reason="too_slow"}'), 4, 'a series the new process has not produced yet keeps its base')
-  t.equal(value(text, 'tickwire_tick_duration_seconds_bucket{le="0.001"}'), 1)
-  t.equal(value(text, 'tickwire_tick_duration_seconds_bucket{le="0.01"}'), 2)
-  t.equal(value(text, 'tickwire_tick_duration_seconds_bucket{le="+Inf"}'), 3)
-  t.equal(value(text, 'tickwire_tick_duration_seconds_count'), 3)
+  t.equal(value(text, 'tickwire_directory_operation_seconds_bucket{le="0.001"}'), 1)
+  t.equal(value(text, 'tickwire_directory_operation_seconds_bucket{le="0.01"}'), 2)
+  t.equal(value(text, 'tickwire_directory_operation_seconds_bucket{le="+Inf"}'), 3)
+  t.equal(value(text, 'tickwire_directory_operation_seconds_count'), 3)
   t.equal(value(text, 'process_cpu_seconds_total{worker="0"}'), 13, 'per-worker counters carry their base too')
   t.equal(value(text, 'tickwire_players'), 2, 'gauges come from the new process only')
   for (const [k, v] of before) {
@@ -194,34 +253,34 @@ t.test('a new pid in a slot carries the old cumulative values as base; gauges ar
 
   // A late reply from the replaced process must not be counted a second time.
   m.update(0, 3000, await snap(old.registry))
-  t.equal(value(await m.render(), 'tickwire_ticks_total'), 110, 'late snapshot from the old pid ignored')
+  t.equal(value(await m.render(), 'tickwire_connections_total'), 110, 'late snapshot from the old pid ignored')
 })
 
 t.test('same pid: a lower cumulative value keeps the higher old one', async (t) => {
   const w = worker()
   const m = new MetricsMerger()
-  w.ticks.inc(50)
+  w.conns.inc(50)
   w.players.set(5)
   m.update(0, 4000, await snap(w.registry))
   w.registry.resetMetrics()
-  w.ticks.inc(20)
+  w.conns.inc(20)
   w.players.set(3)
   m.update(0, 4000, await snap(w.registry))
   const text = await m.render()
-  t.equal(value(text, 'tickwire_ticks_total'), 50, 'counter held at its high-water mark')
+  t.equal(value(text, 'tickwire_connections_total'), 50, 'counter held at its high-water mark')
   t.equal(value(text, 'tickwire_players'), 3, 'gauges may go down')
-  w.ticks.inc(40)
+  w.conns.inc(40)
   m.update(0, 4000, await snap(w.registry))
-  t.equal(value(await m.render(), 'tickwire_ticks_total'), 60, 'and follows again once past it')
+  t.equal(value(await m.render(), 'tickwire_connections_total'), 60, 'and follows again once past it')
 })
 
 t.test('retire() drops gauges but keeps cumulative series; a replacement adds on top', async (t) => {
   const a = worker({ defaults: true })
   const b = worker()
-  a.ticks.inc(30)
+  a.conns.inc(30)
   a.players.set(4)
-  a.tickDuration.observe(0.05)
-  b.ticks.inc(20)
+  a.opSeconds.observe(0.05)
+  b.conns.inc(20)
   b.players.set(6)
   const m = new MetricsMerger()
   m.update(0, 5000, await snap(a.registry))
@@ -232,23 +291,23 @@ t.test('retire() drops gauges but keeps cumulative series; a replacement adds on
   m.retire(0) // twice is harmless: nothing is folded twice
   m.retire(7) // a slot never seen
   let text = await m.render()
-  t.equal(value(text, 'tickwire_ticks_total'), 50, 'the dead worker still counts in the sum')
+  t.equal(value(text, 'tickwire_connections_total'), 50, 'the dead worker still counts in the sum')
   t.equal(value(text, 'tickwire_players'), 6, 'but not in gauges')
-  t.equal(value(text, 'tickwire_tick_duration_seconds_count'), 1)
+  t.equal(value(text, 'tickwire_directory_operation_seconds_count'), 1)
   t.equal(value(text, 'process_cpu_seconds_total{worker="0"}'), cpu, 'its per-worker counters stay')
   t.notOk(parse(text).has('process_resident_memory_bytes{worker="0"}'), 'its per-worker gauges go')
   promtool(t, text)
 
   // Slot 1 misses this scrape (busy): its last snapshot still counts, gauges included.
   const c = worker()
-  c.ticks.inc(5)
+  c.conns.inc(5)
   c.players.set(1)
   m.update(0, 5002, await snap(c.registry))
   text = await m.render()
-  t.equal(value(text, 'tickwire_ticks_total'), 55)
+  t.equal(value(text, 'tickwire_connections_total'), 55)
   t.equal(value(text, 'tickwire_players'), 7)
   m.update(0, 5000, await snap(a.registry))
-  t.equal(value(await m.render(), 'tickwire_ticks_total'), 55, 'a late snapshot from the retired pid is ignored')
+  t.equal(value(await m.render(), 'tickwire_connections_total'), 55, 'a late snapshot from the retired pid is ignored')
 })
 
 t.test('escapes label values and help; renders NaN and infinities', async (t) => {

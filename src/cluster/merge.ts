@@ -3,8 +3,10 @@
  * sent over IPC) into one Prometheus text exposition for the supervisor's
  * /metrics.
  *
- * - `process_*` and `nodejs_*` describe one process: each sample gets a
- *   `worker="<slot>"` label instead of being summed.
+ * - `process_*` and `nodejs_*`, and the tick loop's series (WORKER_SERIES in
+ *   src/metrics/registry.ts), describe one process: each sample gets a
+ *   `worker="<slot>"` label (replacing the worker's own) instead of being
+ *   summed, so `rate(tickwire_ticks_total)` is ticks per second per worker.
  * - Everything else is combined across slots per series, with the metric's
  *   own `aggregator` ('sum' unless the metric says otherwise).
  * - Cumulative series (counters, histogram buckets/_sum/_count, summary
@@ -18,12 +20,21 @@
  * object per family to print them.
  */
 import client from 'prom-client'
+import { WORKER_SERIES } from '../metrics/registry.js'
 
 /** What a worker's `registry.getMetricsAsJSON()` returns (after a JSON round trip over IPC). */
 export type Snapshot = client.MetricObjectWithValues<client.MetricValue<string>>[]
 
 /** Metric name prefixes that describe one process: labelled by worker, never summed. */
 export const PER_WORKER_PREFIXES: readonly string[] = Object.freeze(['process_', 'nodejs_'])
+
+/** Worker metric families that describe one worker's tick loop: labelled by worker, never summed. */
+const PER_WORKER_FAMILIES: ReadonlySet<string> = new Set(WORKER_SERIES)
+
+/** Whether family `name` is labelled by worker slot rather than combined across slots. */
+export function isPerWorker(name: string): boolean {
+  return PER_WORKER_FAMILIES.has(name) || PER_WORKER_PREFIXES.some((p) => name.startsWith(p))
+}
 
 type Labels = Record<string, string | number>
 
@@ -173,7 +184,7 @@ export class MetricsMerger {
       const name = m.name
       // The .d.ts calls `type` an enum; at runtime (and over IPC) it is the string.
       const type = PROMETHEUS_TYPES.has(String(m.type)) ? String(m.type) : 'untyped'
-      const perWorker = PER_WORKER_PREFIXES.some((p) => name.startsWith(p))
+      const perWorker = isPerWorker(name)
       this.#families.set(name, { help: m.help, type, aggregator: m.aggregator ?? 'sum', perWorker })
       for (const v of m.values as client.MetricValueWithName<string>[]) {
         const metricName = v.metricName ?? name

@@ -16,7 +16,7 @@ import client from 'prom-client'
 import { ConfigError, defaultNodeId, type Config } from '../config.js'
 import type { Logger } from '../log.js'
 import { serveMetrics, type MetricsEndpoint } from '../net/metrics-http.js'
-import { counter } from '../metrics/registry.js'
+import { counter, flag } from '../metrics/registry.js'
 import { checkTls } from '../net/tls.js'
 import { assertNativeUws } from '../net/uws.js'
 import { hostname } from 'node:os'
@@ -295,6 +295,8 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
     'Workers killed because their event loop did not answer for --worker-stall-timeout (each is then replaced, and counted as a restart)',
     () => stalls,
   )
+  // Set from the stop (SIGTERM) until the process exits: a drain lasts --drain-timeout at most, so a long 1 is a stuck one.
+  flag(own, 'tickwire_draining', 'Whether the supervisor is draining its workers (1: stopping, SIGTERM or SIGINT seen; it exits within --drain-timeout)', () => stopping !== null)
   if (directory) {
     const d = directory
     new client.Gauge({ name: 'tickwire_directory_claims_pending', help: 'Room claims placed in the directory and not yet opened by their worker (budgeted per address and in all)', registers: [own], collect() { this.set(d.pending) } })

@@ -22,7 +22,28 @@ export interface MetricsSources {
   readonly held: () => number
   /** The room directory's counters, when this process is one worker of several. */
   readonly directory?: DirectoryStats | undefined
+  /**
+   * The `worker` label of the per-loop series (WORKER_SERIES); default 0, a
+   * single process. A supervisor sets it to the slot when it merges anyway.
+   */
+  readonly worker?: number
 }
+
+/**
+ * Series that describe one process's tick loop: they carry a `worker` label
+ * (the slot, bounded by --workers; 0 for a single process), so the supervisor
+ * never sums them and `rate(tickwire_ticks_total)` reads ticks per second per
+ * worker (src/cluster/merge.ts).
+ */
+export const WORKER_SERIES = Object.freeze([
+  'tickwire_tick_duration_seconds',
+  'tickwire_tick_lateness_seconds',
+  'tickwire_ticks_total',
+  'tickwire_tick_overruns_total',
+  'tickwire_tick_catchup_total',
+  'tickwire_ticks_skipped_total',
+  'tickwire_tick_stalls_total',
+] as const)
 
 /** Metric names prom-client's default metrics export as gauges ending in _total (see README: promtool allowlist). */
 export const DEFAULT_TOTAL_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'] as const
@@ -35,8 +56,11 @@ export class Metrics {
   readonly #tickDuration: client.Histogram
   readonly #tickLateness: client.Histogram
 
+  readonly #worker: { readonly worker: string }
+
   constructor(src: MetricsSources, prefix = 'tickwire_') {
     const r = this.registry
+    const worker = (this.#worker = Object.freeze({ worker: String(src.worker ?? 0) }))
     // The event-loop lag monitor samples on a timer: prom-client's default 10 ms wakes an idle
     // process 100 times a second, half of its idle CPU. 100 ms is plenty for a scrape every 15 s.
     client.collectDefaultMetrics({ register: r, eventLoopMonitoringPrecision: EVENT_LOOP_PRECISION_MS })
@@ -44,22 +68,27 @@ export class Metrics {
       name: `${prefix}tick_duration_seconds`,
       help: 'Wall time of one tick: inputs, simulation, encode and send',
       buckets: [0.0005, 0.001, 0.002, 0.004, 0.008, 0.012, 0.016, 0.025, 0.033, 0.05, 0.1, 0.25],
+      labelNames: ['worker'],
       registers: [r],
     })
     this.#tickLateness = new client.Histogram({
       name: `${prefix}tick_lateness_seconds`,
       help: 'How late a tick started after its scheduled time (timer jitter, event-loop stalls, catch-up)',
       buckets: [0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.033, 0.05, 0.1, 0.25, 1],
+      labelNames: ['worker'],
       registers: [r],
     })
+    // Zero buckets from the start, as an unlabelled histogram has: a rate() over the first ticks has a baseline.
+    this.#tickDuration.zero(worker)
+    this.#tickLateness.zero(worker)
     // Aggregators tell the supervisor how to merge a gauge across workers (default: sum).
     gauge(r, `${prefix}tick_budget_seconds`, 'Time available per tick (1 / tick rate)', () => src.tickBudgetSeconds, 'max')
     const { stats, loop } = src
-    counter(r, `${prefix}ticks_total`, 'Simulation ticks run', () => loop.tick)
-    counter(r, `${prefix}tick_overruns_total`, 'Ticks that took longer than the tick budget', () => loop.overruns)
-    counter(r, `${prefix}tick_catchup_total`, 'Ticks run late, back to back, to catch up', () => loop.catchUpTicks)
-    counter(r, `${prefix}ticks_skipped_total`, 'Tick slots dropped because the loop fell too far behind', () => loop.skippedSlots)
-    counter(r, `${prefix}tick_stalls_total`, 'Event-loop stalls: tick wake-ups later than max(250 ms, 5 tick periods)', () => loop.stalls)
+    counter(r, `${prefix}ticks_total`, 'Simulation ticks run by this worker\'s loop', () => loop.tick, worker)
+    counter(r, `${prefix}tick_overruns_total`, 'Ticks that took longer than the tick budget', () => loop.overruns, worker)
+    counter(r, `${prefix}tick_catchup_total`, 'Ticks run late, back to back, to catch up', () => loop.catchUpTicks, worker)
+    counter(r, `${prefix}ticks_skipped_total`, 'Tick slots dropped because the loop fell too far behind', () => loop.skippedSlots, worker)
+    counter(r, `${prefix}tick_stalls_total`, 'Event-loop stalls: tick wake-ups later than max(250 ms, 5 tick periods)', () => loop.stalls, worker)
     gauge(r, `${prefix}players`, 'Players seated in rooms', () => src.players())
     gauge(r, `${prefix}rooms`, 'Rooms open', () => src.rooms())
     gauge(r, `${prefix}buffered_bytes`, 'Bytes queued in user space toward all sockets (uWS getBufferedAmount; excludes kernel buffers)', () => src.buffered().total)
@@ -96,8 +125,8 @@ export class Metrics {
 
   /** Records one tick's duration and how late it started. */
   observeTick(seconds: number, latenessSeconds: number): void {
-    this.#tickDuration.observe(seconds)
-    this.#tickLateness.observe(latenessSeconds)
+    this.#tickDuration.observe(this.#worker, seconds)
+    this.#tickLateness.observe(this.#worker, latenessSeconds)
   }
 
   get contentType(): string {
@@ -156,17 +185,37 @@ function gauge(r: client.Registry, name: string, help: string, read: () => numbe
   })
 }
 
-/** A counter whose value is read from `read()` at scrape time (a running total the caller keeps). */
-export function counter(r: client.Registry, name: string, help: string, read: () => number): void {
+/**
+ * A counter whose value is read from `read()` at scrape time (a running total the caller keeps),
+ * optionally with one fixed label set (the `worker` of the per-loop series).
+ */
+export function counter(r: client.Registry, name: string, help: string, read: () => number, labels?: Readonly<Record<string, string>>): void {
   let last = 0
-  new client.Counter({
+  const c = new client.Counter({
+    name,
+    help,
+    labelNames: labels ? Object.keys(labels) : [],
+    registers: [r],
+    collect() {
+      const v = read()
+      if (v > last) {
+        if (labels) this.inc(labels, v - last)
+        else this.inc(v - last)
+      }
+      last = v
+    },
+  })
+  if (labels) c.inc(labels, 0)
+}
+
+/** A 0/1 gauge read at scrape time, e.g. `tickwire_draining` (the supervisor's stop has begun). */
+export function flag(r: client.Registry, name: string, help: string, read: () => boolean): void {
+  new client.Gauge({
     name,
     help,
     registers: [r],
     collect() {
-      const v = read()
-      if (v > last) this.inc(v - last)
-      last = v
+      this.set(read() ? 1 : 0)
     },
   })
 }
