@@ -1,14 +1,16 @@
 /**
  * The load generator's tickwire bot: a lean client that follows
- * proto/PROTOCOL.md. Every bot reads each STATE header (tick, inputSeq) and
- * acks it; bots with `check` also apply every frame to an EntityTable (the
- * SDK's), which throws on any frame that does not fit their copy.
+ * proto/PROTOCOL.md over the raw WebSocket client (./rawws.ts). Every bot
+ * reads each STATE header (tick, inputSeq) without decoding the body, and acks
+ * as the SDK does: in its inputs, plus a standalone ACK every
+ * ackEvery(ackWindow) frames; bots with `check` also apply every frame to an
+ * EntityTable (the SDK's), which throws on any frame that does not fit their copy.
  */
-import { WebSocket } from 'ws'
-import { CloseCode, MsgType, type InputSpec, type MessageSpec, PROTOCOL_VERSION, ackEvery, decodeServerMessage, encodeAck, encodeClientMessage, encodeInput, type Redirect, type StateFrame } from '../../proto/index.js'
+import { CloseCode, MsgType, type InputSpec, type MessageSpec, PROTOCOL_VERSION, ackEvery, decodeServerMessage, encodeClientMessage, encodeInput, type Redirect, type StateFrame } from '../../proto/index.js'
 import { redirectTarget } from '../../src/client/index.js'
 import { EntityTable } from '../../src/client/table.js'
 import type { Adapter, Bot, BotEvents, ConnectOptions } from './adapter.js'
+import { openSocket, type BotSocket } from './rawws.js'
 
 /** Reads the STATE header `[2, tick, baseAge, inputSeq, ...]` without decoding the body. Null if not a STATE. */
 export function stateHeader(b: Uint8Array): { tick: number; inputSeq: number } | null {
@@ -88,8 +90,7 @@ export const tickwireAdapter: Adapter = {
 
 function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: number): Promise<Bot> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { localAddress: opts.localAddress, perMessageDeflate: false })
-    ws.binaryType = 'nodebuffer'
+    let ws: BotSocket | null = null
     let table: EntityTable | null = null
     let entity = -1
     let lastTick = 0
@@ -99,19 +100,21 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
     let redirect: Redirect | null = null
     // ackEvery(ackWindow) frames per standalone ACK; 1 (every frame) until a protocol 3 WELCOME says otherwise.
     let every = 1
+    // One ACK buffer per bot, rewritten in place: the tick is its last field (a uint32 in msgpack).
+    const ackBuf = new Uint8Array(ACK_BYTES)
     const acks: AckState = {
       unacked: 0,
       lastFrameAt: 0,
       quietMs: 100,
       ack() {
         acks.unacked = 0
-        if (ws.readyState !== WebSocket.OPEN) return
-        ws.send(encodeAck(lastTick))
+        if (!ws?.open) return
+        ws.send(writeAck(ackBuf, lastTick))
         events.sent?.(true)
       },
     }
     const sendInput = (seq: number, values: readonly number[]): void => {
-      if (ws.readyState !== WebSocket.OPEN) return
+      if (!ws?.open) return
       ws.send(encodeInput(seq, lastTick, values))
       acks.unacked = 0 // the INPUT carries lastTick as its ack
       events.sent?.(false)
@@ -133,22 +136,18 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
         return messages
       },
       message(kind, values) {
-        if (ws.readyState !== WebSocket.OPEN) return
+        if (!ws?.open) return
         ws.send(encodeClientMessage(kind, values))
         events.sent?.(false)
       },
-      pause: () => (ws as unknown as { _socket: { pause(): void } })._socket.pause(),
-      resume: () => (ws as unknown as { _socket: { resume(): void } })._socket.resume(),
+      pause: () => ws?.pause(),
+      resume: () => ws?.resume(),
       close() {
         closedByUs = true
-        ws.close()
+        ws?.close()
       },
     }
-    ws.on('error', (err) => {
-      if (!started) reject(err)
-    })
-    ws.on('message', (data: Buffer) => {
-      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    const onMessage = (bytes: Uint8Array): void => {
       const head = stateHeader(bytes)
       if (head === null) {
         events.other(bytes.byteLength)
@@ -188,8 +187,8 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
         watch(acks)
         resolve(bot)
       }
-    })
-    ws.on('close', (code) => {
+    }
+    const onClose = (code: number): void => {
       unwatch(acks)
       if (!started) {
         if (code === CloseCode.REDIRECT && redirect && hops < 3) {
@@ -205,6 +204,24 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
         return
       }
       if (!closedByUs) events.close(code)
-    })
+    }
+    openSocket(url, { localAddress: opts.localAddress }, { message: onMessage, close: onClose }).then((s) => {
+      ws = s
+    }, reject)
   })
+}
+
+/** An ACK is `[3, tick]`: fixarray(2), positive fixint 3, then the tick as msgpack uint32 (0xce + 4 bytes). */
+const ACK_BYTES = 7
+
+/** Writes ACK(tick) into `buf` with the tick always as uint32, a valid msgpack encoding of any tick (the spec allows any int width). */
+export function writeAck(buf: Uint8Array, tick: number): Uint8Array {
+  buf[0] = 0x92
+  buf[1] = MsgType.ACK
+  buf[2] = 0xce
+  buf[3] = (tick >>> 24) & 0xff
+  buf[4] = (tick >>> 16) & 0xff
+  buf[5] = (tick >>> 8) & 0xff
+  buf[6] = tick & 0xff
+  return buf
 }
