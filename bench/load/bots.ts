@@ -12,6 +12,7 @@ import { STALE_MS, type AdapterName, type BotStats, type FromBots, type ToBots }
 /** Where each adapter lives, relative to this file (in dist/bench/load/ once built). */
 const ADAPTERS: Record<AdapterName, string> = {
   tickwire: './tickwire.js',
+  floor: './tickwire.js',
   'ws-json': '../peers/ws-json/adapter.js',
   colyseus: '../../../bench/peers/colyseus/adapter.mjs',
 }
@@ -166,7 +167,7 @@ async function main(): Promise<void> {
           room,
           name: `b${init.proc}-${index}`,
           localAddress: init.addresses.length > 0 ? init.addresses[index % init.addresses.length] : undefined,
-          check: index % init.checkEvery === 0,
+          check: init.checkEvery > 0 && index % init.checkEvery === 0,
         },
         {
           state(bytes, appliedSeq) {

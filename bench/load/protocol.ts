@@ -1,6 +1,7 @@
 /** Messages between the load generator and its bot processes (Node IPC, JSON). */
 
-export type AdapterName = 'tickwire' | 'ws-json' | 'colyseus'
+/** `floor` is the floor peer (bench/peers/floor), driven by tickwire's own bots. */
+export type AdapterName = 'tickwire' | 'ws-json' | 'colyseus' | 'floor'
 
 export type ToBots =
   | {
@@ -11,7 +12,7 @@ export type ToBots =
       readonly inputHz: number
       /** Game messages per second per bot, of the kinds the game declares (0: none). */
       readonly messageHz: number
-      /** One bot in this many decodes and checks everything it receives (1: all). */
+      /** One bot in this many decodes and checks everything it receives (1: all; 0: none). */
       readonly checkEvery: number
       /** Source addresses to spread connections over; empty: the system's choice. */
       readonly addresses: readonly string[]

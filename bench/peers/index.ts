@@ -3,6 +3,8 @@
  * its bot adapter, started and loaded the same way.
  *
  *   ws-json    ./ws-json/   plain `ws` + JSON, full state every tick (compiled with the root build)
+ *   floor      ./floor/     bare uWS: one corked frame of --frame-bytes per socket per tick, no game
+ *                           (the kernel-write floor; driven by tickwire's own bots)
  *   colyseus   ./colyseus/  Colyseus 0.17 + @colyseus/schema (plain ESM, its own package.json:
  *                           `npm --prefix bench/peers/colyseus ci`)
  *
@@ -16,7 +18,7 @@ import type { Adapter } from '../load/adapter.js'
 import { freePort } from '../../src/net/ports.js'
 export { freePort }
 
-export type PeerName = 'ws-json' | 'colyseus'
+export type PeerName = 'ws-json' | 'colyseus' | 'floor'
 
 export interface PeerSpec {
   readonly name: PeerName
@@ -41,6 +43,12 @@ export const PEERS: Readonly<Record<PeerName, PeerSpec>> = {
     script: at('dist/bench/peers/ws-json/server.js'),
     needs: [BUILD],
     adapter: async () => (await import('./ws-json/adapter.js')).wsJsonAdapter,
+  },
+  floor: {
+    name: 'floor',
+    script: at('dist/bench/peers/floor/server.js'),
+    needs: [BUILD],
+    adapter: async () => (await import('../load/tickwire.js')).tickwireAdapter,
   },
   colyseus: {
     name: 'colyseus',
