@@ -7,7 +7,7 @@ import type { Machine } from './lib/report.js'
 import { lineChart, type Series } from './lib/svg.js'
 import type { WindowStats } from './load/loadrun.js'
 
-export type ServerName = 'tickwire' | 'ws-json' | 'colyseus'
+export type ServerName = 'tickwire' | 'ws-json' | 'colyseus' | 'floor'
 
 export interface CapacityRun {
   readonly server: ServerName
@@ -15,8 +15,10 @@ export interface CapacityRun {
   readonly steps: { readonly players: number; readonly window: WindowStats }[]
   /** Why the ramp ended. */
   readonly stop: string
-  /** Most players of a step within both limits (0: none). */
+  /** Most players of a step within the capacity rule (0: none). */
   readonly capacity: number
+  /** The ramp ended without finding the server's limit (load generator saturated, or the last step passed): capacity is a lower bound. */
+  readonly atLeast?: boolean
 }
 
 export interface SlowRun {
@@ -31,6 +33,10 @@ export interface BenchResult {
   readonly loadAverageBefore: number
   loadAverageAfter?: number
   readonly command: string
+  /** taskset CPU lists of the servers and of the load generator ('unpinned' when not pinned). */
+  readonly pinning?: { readonly server: string; readonly load: string }
+  /** The floor peer's frame size: tickwire's mean STATE size in the same run. */
+  floorFrameBytes?: number
   readonly quick: boolean
   readonly servers: ServerName[]
   readonly capacity: CapacityRun[]
@@ -45,9 +51,24 @@ export interface BenchResult {
 const f = (n: number | undefined, d = 1) => (n !== undefined && Number.isFinite(n) ? n.toFixed(d) : 'n/a')
 const int = (n: number | undefined) => (n !== undefined && Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a')
 
-/** Whether the load generator, sharing the machine, was itself near saturation in a window. */
+/** Whether the load generator was itself near saturation in a window: its pinned CPUs over 85%, or (unpinned) the machine over 90%. */
 function saturated(w: WindowStats, cores: number): boolean {
+  if (w.invalid != null) return true
+  if (Number.isFinite(w.loadCpuBusy)) return false
   return Number.isFinite(w.serverCores) && w.serverCores + w.botCores > 0.9 * cores
+}
+
+/** The capacity step of `server` at `players` and `hz`, if it ran. */
+function step(r: BenchResult, server: ServerName, players: number, hz = 30): WindowStats | undefined {
+  return r.capacity.find((c) => c.server === server && c.tickHz === hz)?.steps.find((s) => s.players === players)?.window
+}
+
+/** tickwire's CPU per player-tick over the floor's at the same step; NaN unless both windows are valid. */
+function floorRatio(r: BenchResult, server: ServerName, players: number, hz = 30): number {
+  const a = step(r, server, players, hz)
+  const b = step(r, 'floor', players, hz)
+  if (!a || !b || a.invalid != null || b.invalid != null) return NaN
+  return a.cpuUsPerPlayerTick / b.cpuUsPerPlayerTick
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -61,36 +82,74 @@ interface Target {
   readonly verdict: string
 }
 
-/** The issue's targets, judged from what was measured. */
+/** The targets, judged from what was measured. */
 export function targets(r: BenchResult): Target[] {
   const out: Target[] = []
-  const tw = r.fixed.tickwire
   const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN)
   const judge = (x: number, limit: number) => (Number.isFinite(x) ? (x <= limit ? 'met' : `missed by ${f(x / limit, 2)}x`) : 'not measured')
+  const atLeastJudge = (x: number, goal: number) => (Number.isFinite(x) ? (x >= goal ? 'met' : `missed: ${f(x / goal, 2)} of the target`) : 'not measured')
+  for (const players of [1000, 2000]) {
+    const x = floorRatio(r, 'tickwire', players)
+    const a = step(r, 'tickwire', players)
+    const b = step(r, 'floor', players)
+    out.push({
+      what: `tickwire CPU per player-tick / the floor's, ${int(players)} players at 30 Hz (capacity steps)`,
+      goal: '<= 1.3',
+      measured: a && b ? `${f(a.cpuUsPerPlayerTick, 2)} / ${f(b.cpuUsPerPlayerTick, 2)} us = ${f(x, 2)}${a.invalid != null || b.invalid != null ? ' (a window is invalid)' : ''}` : 'n/a',
+      verdict: judge(x, 1.3),
+    })
+  }
+  const t1k = step(r, 'tickwire', 1000)
+  out.push({
+    what: 'tickwire user-space CPU per player-tick, 1,000 players at 30 Hz',
+    goal: '<= 3 us',
+    measured: t1k ? `${f(t1k.cpuUserUsPerPlayerTick, 2)} us (+ ${f(t1k.cpuSysUsPerPlayerTick, 2)} us system)` : 'n/a',
+    verdict: judge(t1k?.cpuUserUsPerPlayerTick ?? NaN, 3),
+  })
+  const perState = Number.isFinite(t1k?.serverMsgsPerState ?? NaN) ? (t1k?.serverMsgsPerState ?? NaN) : (t1k?.clientFramesPerState ?? NaN)
+  out.push({ what: 'client messages per STATE sent, 1,000 players (server counters)', goal: '<= 0.5', measured: f(perState, 2), verdict: judge(perState, 0.5) })
+  const cap = (s: ServerName) => r.capacity.find((c) => c.server === s && c.tickHz === 30)
+  const tw = cap('tickwire')
+  for (const [peer, goal] of [
+    ['ws-json', 3],
+    ['colyseus', 5],
+  ] as const) {
+    const p = cap(peer)
+    const x = tw && p && p.capacity > 0 ? tw.capacity / p.capacity : NaN
+    out.push({
+      what: `capacity per server core at 30 Hz vs ${peer} (same method)`,
+      goal: `>= ${goal}x`,
+      measured: tw && p ? `${tw.atLeast ? '>= ' : ''}${int(tw.capacity)} vs ${p.atLeast ? '>= ' : ''}${int(p.capacity)} players = ${f(x, 2)}x${tw.atLeast ? ' (tickwire\'s limit not reached: a lower bound)' : ''}` : 'n/a',
+      verdict: tw?.atLeast && Number.isFinite(x) && x < goal ? 'not decided (tickwire\'s limit not reached)' : atLeastJudge(x, goal),
+    })
+  }
+  // Latency under overload: at ws-json's steps past its capacity, tickwire's p99 against ws-json's.
+  const wj = cap('ws-json')
+  const over = wj?.steps.filter((s) => s.players > wj.capacity) ?? []
+  const pairs = over.map((s) => ({ players: s.players, peer: s.window.latencyMs.p99, tw: step(r, 'tickwire', s.players)?.latencyMs.p99 ?? NaN })).filter((x) => Number.isFinite(x.tw) && Number.isFinite(x.peer))
+  out.push({
+    what: 'latency p99 when ws-json is overloaded, at the same players',
+    goal: '<= ws-json',
+    measured: pairs.length ? pairs.map((x) => `${int(x.players)}: ${f(x.tw, 0)} vs ${f(x.peer, 0)} ms`).join('; ') : 'n/a',
+    verdict: pairs.length ? (pairs.every((x) => x.tw <= x.peer) ? 'met' : 'missed') : 'not measured',
+  })
+  const fx = r.fixed.tickwire
   for (const [peer, limit, label] of [
     ['ws-json', 1 / 5, '1/5'],
     ['colyseus', 1 / 3, '1/3'],
   ] as const) {
     const p = r.fixed[peer]
-    const x = ratio(tw?.cpuUsPerPlayerTick ?? NaN, p?.cpuUsPerPlayerTick ?? NaN)
+    const x = ratio(fx?.cpuUsPerPlayerTick ?? NaN, p?.cpuUsPerPlayerTick ?? NaN)
     out.push({
       what: `server CPU per player-tick vs ${peer} (fixed scenario)`,
       goal: `<= ${label}`,
-      measured: `${f(tw?.cpuUsPerPlayerTick, 2)} vs ${f(p?.cpuUsPerPlayerTick, 2)} us = ${f(x, 3)}`,
+      measured: `${f(fx?.cpuUsPerPlayerTick, 2)} vs ${f(p?.cpuUsPerPlayerTick, 2)} us = ${f(x, 3)}`,
       verdict: judge(x, limit),
     })
   }
   const c = r.fixed.colyseus
-  const b = ratio(tw?.bytesPerPlayerSec ?? NaN, c?.bytesPerPlayerSec ?? NaN)
-  out.push({ what: 'bytes per player vs colyseus (fixed scenario)', goal: '<= 1/2', measured: `${int(tw?.bytesPerPlayerSec)} vs ${int(c?.bytesPerPlayerSec)} B/s = ${f(b, 3)}`, verdict: judge(b, 1 / 2) })
-  const cap = r.capacity.find((x) => x.server === 'tickwire' && x.tickHz === 20)
-  const best = cap?.capacity ?? NaN
-  out.push({
-    what: 'players held at 20 Hz, tick p99 < half the budget (capacity, load generator on the same 2 cores)',
-    goal: '>= 10,000',
-    measured: cap ? `${int(best)} (${cap.stop})` : 'n/a',
-    verdict: cap ? (best >= 10000 ? 'met' : `missed: ${f(best / 10000, 2)} of the target`) : 'not measured',
-  })
+  const b = ratio(fx?.bytesPerPlayerSec ?? NaN, c?.bytesPerPlayerSec ?? NaN)
+  out.push({ what: 'bytes per player vs colyseus (fixed scenario)', goal: '<= 1/2', measured: `${int(fx?.bytesPerPlayerSec)} vs ${int(c?.bytesPerPlayerSec)} B/s = ${f(b, 3)}`, verdict: judge(b, 1 / 2) })
   return out
 }
 
@@ -106,55 +165,76 @@ export function renderReport(r: BenchResult, base: string): { md: string; svgs: 
     ['Node', m.node],
     ['OS', m.os],
     ['load average (1 min) before / after', `${f(r.loadAverageBefore, 2)} / ${f(r.loadAverageAfter, 2)}`],
+    ['pinning (taskset)', r.pinning ? `servers on CPU ${r.pinning.server}, load generator on CPU ${r.pinning.load}` : 'unpinned'],
+    ['floor frame size', r.floorFrameBytes !== undefined ? `${r.floorFrameBytes} B (tickwire's mean STATE in this run)` : 'n/a'],
     ['command', `\`${r.command}\``],
   ]))
   L.push('')
   L.push(
     'Every server runs the reference arena (tickwire\'s own simulation code, so the rules are identical) ' +
-      'in rooms of up to 64 players, on this machine, one at a time. The load generator (`tickwire-load`, 2 bot ' +
-      'processes over 8 source addresses) runs on the same cores: bots send a stick input 10 times a second and ' +
-      'measure the time until a state reflects it; 1 bot in 20 decodes and checks everything it receives. ' +
-      'Server CPU is read from /proc for the server\'s whole process tree (tickwire: supervisor and its workers, ' +
-      'one per core); tick times come from each server\'s own histogram.',
+      'in rooms of up to 64 players, on this machine, one at a time; the floor (bench/peers/floor) is bare uWS ' +
+      'sending each socket one corked frame of tickwire\'s mean size per tick, with no game: what any server pays. ' +
+      (r.pinning && r.pinning.server !== 'unpinned'
+        ? `Each server is pinned to CPU ${r.pinning.server} and the load generator (\`tickwire-load\`, one bot process per CPU, over 8 source addresses) to CPU ${r.pinning.load}, so they never share a core; `
+        : 'Servers and the load generator share the cores (unpinned); ') +
+      'bots send a stick input 10 times a second and measure the time until a state reflects it, ack as the SDK does ' +
+      '(in their inputs, plus a standalone ACK every third of the ack window), and 1 bot in 20 decodes and checks everything ' +
+      'it receives (none for the floor, whose frames are padding). Server CPU is read from /proc for the server\'s whole ' +
+      'process tree, user and system apart; tick times come from each server\'s own histogram.',
   )
   if (r.quick) L.push('', '**Quick run** (`--quick`): a smoke test with a few dozen bots; the figures mean nothing.')
   L.push('', '## Targets', '')
   L.push(table(['target', 'goal', 'measured', 'verdict'], targets(r).map((x) => [x.what, x.goal, x.measured, x.verdict])))
 
   if (r.capacity.length) {
-    L.push('', '## (i) Capacity: players ramp until tick p99 > 50% of the budget or latency p99 > 100 ms', '')
-    L.push(table(['server', 'tick rate', 'capacity (players)', 'why the ramp ended'], r.capacity.map((c) => [c.server, `${c.tickHz} Hz`, int(c.capacity), c.stop])))
+    const hz0 = r.capacity[0]?.tickHz ?? 30
+    L.push(
+      '',
+      `## (i) Capacity: players ramp until tick p99 >= 50% of the budget, a delta is skipped, latency p99 >= 2 tick intervals + 10 ms (${f(2000 / hz0 + 10, 0)} ms at ${hz0} Hz), or the load generator's CPUs pass 85%`,
+      '',
+    )
+    L.push(table(['server', 'tick rate', 'capacity (players)', 'why the ramp ended'], r.capacity.map((c) => [c.server, `${c.tickHz} Hz`, `${c.atLeast ? '>= ' : ''}${int(c.capacity)}`, c.stop])))
     for (const hz of [...new Set(r.capacity.map((c) => c.tickHz))]) {
       const runs = r.capacity.filter((c) => c.tickHz === hz)
       L.push('', `### ${hz} Hz (budget ${f(1000 / hz, 1)} ms)`, '')
       const rows: string[][] = []
       for (const c of runs) {
-        for (const s of c.steps) {
-          const w = s.window
+        for (const st of c.steps) {
+          const w = st.window
+          const x = c.server === 'floor' ? NaN : floorRatio(r, c.server, st.players, hz)
           rows.push([
             c.server,
             int(w.players),
-            `${f(w.latencyMs.p50)} / ${f(w.latencyMs.p95)} / ${f(w.latencyMs.p99)}`,
+            `${f(w.latencyMs.p50)} / ${f(w.latencyMs.p99)}`,
             `${f(w.tickP50Ms, 2)} / ${f(w.tickP99Ms, 2)}`,
-            f(w.cpuUsPerPlayerTick, 2),
+            `${f(w.cpuUsPerPlayerTick, 2)} (${f(w.cpuUserUsPerPlayerTick, 2)} + ${f(w.cpuSysUsPerPlayerTick, 2)})`,
+            c.server === 'floor' ? '1' : f(x, 2),
             int(w.bytesPerPlayerSec),
-            `${f(w.serverCores, 2)} + ${f(w.botCores, 2)}${saturated(w, m.cores) ? ' (cores full)' : ''}`,
-            `${w.dropped}${w.errors ? `, ${w.errors} errors` : ''}`,
+            `${f(w.clientFramesPerState, 2)} / ${f(w.serverMsgsPerState, 2)}`,
+            f(w.botUsPerFrame, 2),
+            `${f(100 * w.loadCpuBusy, 0)}%${w.invalid != null ? ' **invalid**' : saturated(w, m.cores) ? ' (cores full)' : ''}`,
+            `${w.dropped}${w.errors ? `, ${w.errors} errors` : ''}${w.skippedDeltas > 0 ? `, ${int(w.skippedDeltas)} skipped` : ''}`,
           ])
         }
       }
-      L.push(table(['server', 'players', 'latency ms p50 / p95 / p99', 'tick ms p50 / p99', 'CPU us / player-tick', 'B/s per player', 'cores: server + load gen', 'dropped'], rows))
+      L.push(
+        table(
+          ['server', 'players', 'latency ms p50 / p99', 'tick ms p50 / p99', 'CPU us / player-tick (user + sys)', 'x floor', 'B/s per player', 'client frames per STATE: bots / server', 'bot CPU us / frame', 'load CPUs busy', 'dropped'],
+          rows,
+        ),
+      )
       const lat: Series[] = []
       const cpu: Series[] = []
       for (const c of runs) {
-        lat.push({ name: `${c.server} p50`, points: c.steps.map((s) => [s.players, s.window.latencyMs.p50]) })
-        lat.push({ name: `${c.server} p99`, points: c.steps.map((s) => [s.players, s.window.latencyMs.p99]) })
-        cpu.push({ name: c.server, points: c.steps.map((s) => [s.players, s.window.cpuUsPerPlayerTick]) })
+        const valid = c.steps.filter((st) => st.window.invalid == null)
+        lat.push({ name: `${c.server} p50`, points: valid.map((st) => [st.players, st.window.latencyMs.p50]) })
+        lat.push({ name: `${c.server} p99`, points: valid.map((st) => [st.players, st.window.latencyMs.p99]) })
+        cpu.push({ name: c.server, points: valid.map((st) => [st.players, st.window.cpuUsPerPlayerTick]) })
       }
       const latFile = `${base}-capacity-${hz}hz-latency.svg`
       const cpuFile = `${base}-capacity-${hz}hz-cpu.svg`
-      svgs[latFile] = lineChart({ title: `Input-to-state latency at ${hz} Hz`, xLabel: 'players', yLabel: 'latency (ms)', series: lat, logY: true, hline: { y: 100, label: '100 ms' } })
-      svgs[cpuFile] = lineChart({ title: `Server CPU per player-tick at ${hz} Hz`, xLabel: 'players', yLabel: 'CPU (us per player-tick)', series: cpu, logY: true })
+      svgs[latFile] = lineChart({ title: `Input-to-state latency at ${hz} Hz (valid windows)`, xLabel: 'players', yLabel: 'latency (ms)', series: lat, logY: true, hline: { y: 2000 / hz + 10, label: `${f(2000 / hz + 10, 0)} ms` } })
+      svgs[cpuFile] = lineChart({ title: `Server CPU per player-tick at ${hz} Hz (valid windows)`, xLabel: 'players', yLabel: 'CPU (us per player-tick)', series: cpu, logY: true })
       L.push('', `![latency at ${hz} Hz](${latFile})`, '', `![CPU per player-tick at ${hz} Hz](${cpuFile})`)
     }
   }
@@ -173,11 +253,12 @@ export function renderReport(r: BenchResult, base: string): { md: string; svgs: 
         row('tick p50 / p99 (ms)', (x) => `${f(x.tickP50Ms, 2)} / ${f(x.tickP99Ms, 2)}`),
         row('tick overruns', (x) => int(x.overruns)),
         row('skipped deltas', (x) => int(x.skippedDeltas)),
-        row('server CPU per player-tick (us)', (x) => f(x.cpuUsPerPlayerTick, 2)),
+        row('server CPU per player-tick (us): user + system', (x) => `${f(x.cpuUsPerPlayerTick, 2)}: ${f(x.cpuUserUsPerPlayerTick, 2)} + ${f(x.cpuSysUsPerPlayerTick, 2)}`),
         row('server CPU (cores)', (x) => f(x.serverCores, 2)),
         row('messages per player per s', (x) => f(x.msgsPerPlayerSec, 1)),
         row('bytes per player per s', (x) => int(x.bytesPerPlayerSec)),
-        row('load generator (cores)', (x) => `${f(x.botCores, 2)}${saturated(x, m.cores) ? ' (cores full)' : ''}`),
+        row('client frames per STATE: bots / server', (x) => `${f(x.clientFramesPerState, 2)} / ${f(x.serverMsgsPerState, 2)}`),
+        row('load generator: cores, us per frame, its CPUs busy', (x) => `${f(x.botCores, 2)}, ${f(x.botUsPerFrame, 2)}, ${f(100 * x.loadCpuBusy, 0)}%${x.invalid != null ? ' **invalid**' : saturated(x, m.cores) ? ' (cores full)' : ''}`),
         row('dropped / errors', (x) => `${x.dropped} / ${x.errors}`),
       ]),
     )
@@ -215,7 +296,11 @@ export function renderReport(r: BenchResult, base: string): { md: string; svgs: 
   L.push(
     '- Tick times: tickwire and ws-json time one whole tick of the process (all rooms); Colyseus runs every room on its own timers, so its figure is the game work of all rooms summed over each tick period (`peer_period_busy_seconds`). "n/a": the server has no such counter.',
     '- Colyseus bots decode every patch (its SDK keeps the state in sync); tickwire and ws-json bots check 1 in 20 and read only headers otherwise. So Colyseus runs leave its server less of the shared cores.',
-    `- The load generator shares the ${m.cores} cores with the server. ${saturatedAnywhere ? 'Rows marked "(cores full)" had server plus load generator above 90% of the machine: there the load generator was part of the bottleneck, and latency includes its own queueing.' : 'No window had the machine above 90% busy.'}`,
+    r.pinning && r.pinning.server !== 'unpinned'
+      ? `- Servers and load generator never share a core. A window where the load generator's CPUs were over 85% busy is **invalid**: it measured the bots, not the server; it ends the ramp, and the capacity found is then a lower bound (">="). ${saturatedAnywhere ? 'Some windows here are invalid.' : 'No window here is.'}`
+      : `- The load generator shares the ${m.cores} cores with the server. ${saturatedAnywhere ? 'Rows marked "(cores full)" had server plus load generator above 90% of the machine: there the load generator was part of the bottleneck, and latency includes its own queueing.' : 'No window had the machine above 90% busy.'}`,
+    '- x floor: the server\'s CPU per player-tick over the floor\'s at the same step of the same run. The floor sends the same bytes with the same corked uWS send and no game, so the ratio is what the game server adds on top of the kernel\'s write.',
+    '- Client frames per STATE: what the bots sent (inputs, acks, messages) per state message they got, and the server\'s own count (`*_received_messages_total` over `*_state_frames_sent_total`; n/a for a server without those counters).',
     '- Latency is measured by the bots from sending an input to receiving the first state that reflects it: at least the wait for the next tick plus a loopback round trip. An input nothing reflects within 1 s counts as 1 s (a lower bound).',
     '- CPU per player-tick = server CPU seconds (user + system, all its processes) / state messages the bots received in the window (the player-ticks actually served: an overloaded server that runs fewer ticks, or skips frames, is not credited for ticks it did not serve). Kernel time for loopback delivery, which on one machine the sender pays for the receiver too, is included for every server alike.',
   )

@@ -1,12 +1,20 @@
 #!/usr/bin/env node
 /**
- * npm run bench: the same reference-game scenarios against tickwire and the
- * servers a developer would otherwise pick (bench/peers/), on this machine,
- * in one invocation. Writes bench/results/<date>-<host>.md, .json and SVG charts.
+ * npm run bench: the same reference-game scenarios against tickwire, the
+ * floor (bare uWS sending frames of tickwire's size), and the servers a
+ * developer would otherwise pick (bench/peers/), on this machine, in one
+ * invocation. Writes bench/results/<date>-<host>.md, .json and SVG charts.
  *
- *   node dist/bench/run.js [--quick] [--servers tickwire,ws-json,colyseus] [--scenarios capacity,fixed,slow]
+ *   node dist/bench/run.js [--quick] [--servers tickwire,floor,ws-json,colyseus] [--scenarios capacity,fixed,slow]
+ *                          [--server-cpus 0] [--load-cpus 1] [--frame-bytes N]
+ *
+ * Each server runs pinned to --server-cpus and the load generator to
+ * --load-cpus (taskset), so neither steals the other's cores; a window in
+ * which the load generator's CPUs were over 85% busy is marked invalid (it
+ * measured the bots) and ends the ramp.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { availableParallelism } from 'node:os'
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { freePort } from '../src/net/ports.js'
 import { join } from 'node:path'
@@ -14,6 +22,7 @@ import { fileURLToPath } from 'node:url'
 import { loadAverage, machine, type Machine } from './lib/report.js'
 import { renderReport, type BenchResult, type CapacityRun, type ServerName } from './report.js'
 import { LoadRun, sleep, type WindowStats } from './load/loadrun.js'
+import { parseCpuList } from './load/scrape.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url)) // dist/bench/run.js -> repo root
 
@@ -42,6 +51,11 @@ const SERVERS: Record<ServerName, (port: number, metricsPort: number, tickHz: nu
     url: `ws://127.0.0.1:${port}/`,
     metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
   }),
+  floor: (port, metricsPort, tickHz, extra) => ({
+    cmd: [join(root, 'dist/bench/peers/floor/server.js'), '--port', String(port), '--metrics-port', String(metricsPort), '--tick-hz', String(tickHz), '--host', '127.0.0.1', ...extra],
+    url: `ws://127.0.0.1:${port}/`,
+    metricsUrl: `http://127.0.0.1:${metricsPort}/metrics`,
+  }),
   colyseus: (port, metricsPort, tickHz) => ({
     cmd: [join(root, 'bench/peers/colyseus/server.mjs'), '--port', String(port), '--metrics-port', String(metricsPort), '--tick-hz', String(tickHz)],
     url: `ws://127.0.0.1:${port}`,
@@ -53,15 +67,31 @@ const SERVERS: Record<ServerName, (port: number, metricsPort: number, tickHz: nu
 /** What is running now, so that Ctrl-C or a kill leaves no server or bot process behind. */
 const live = new Set<{ stop(): Promise<void> }>()
 
-/** Extra command-line options for tickwire (`--tickwire-args "--workers 1"`). */
+/** Extra command-line options for tickwire (`--tickwire-args "--send-hz 15"`). */
 let tickwireArgs: string[] = []
+
+/** Where servers and bots run (taskset CPU lists); undefined: unpinned (a machine with one core). */
+interface Pinning {
+  readonly server: string | undefined
+  readonly load: string | undefined
+}
+let pinning: Pinning = { server: undefined, load: undefined }
+
+/** The floor's frame size: tickwire's mean STATE size in this invocation, else --frame-bytes (default 180). */
+let floorFrameBytes = 180
 
 /** Starts a server and waits until it accepts connections (its log says so, or its port answers). */
 export async function startServer(name: ServerName, tickHz: number, extra: string[] = [], nodeArgs: string[] = []): Promise<Running> {
   const port = await freePort()
   const metricsPort = await freePort()
-  const spec = SERVERS[name](port, metricsPort, tickHz, name === 'tickwire' ? [...tickwireArgs, ...extra] : extra)
-  const child: ChildProcess = spawn(process.execPath, [...nodeArgs, ...spec.cmd], { stdio: ['ignore', 'pipe', 'pipe'], cwd: root })
+  const own = name === 'tickwire' ? [...serverWorkers(), ...tickwireArgs] : name === 'floor' ? ['--frame-bytes', String(floorFrameBytes)] : []
+  const spec = SERVERS[name](port, metricsPort, tickHz, [...own, ...extra])
+  // taskset execs node, so the child's pid is the server's (its CPU is read from /proc by pid).
+  const argv = [...nodeArgs, ...spec.cmd]
+  const child: ChildProcess =
+    pinning.server !== undefined
+      ? spawn('taskset', ['-c', pinning.server, process.execPath, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], cwd: root })
+      : spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: root })
   let out = ''
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()))
@@ -94,6 +124,11 @@ export async function startServer(name: ServerName, tickHz: number, extra: strin
   return running
 }
 
+/** tickwire gets one worker per server CPU (else it would count the machine's cores, not its own). */
+function serverWorkers(): string[] {
+  return pinning.server !== undefined ? ['--workers', String(parseCpuList(pinning.server).length)] : []
+}
+
 interface Plan {
   readonly quick: boolean
   readonly capacitySteps: number[]
@@ -110,22 +145,22 @@ interface Plan {
 
 const FULL: Plan = {
   quick: false,
-  capacitySteps: [100, 250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 10000],
-  capacityRates: [20, 60],
+  capacitySteps: [250, 500, 1000, 1500, 2000, 3000, 4000, 6000],
+  capacityRates: [30],
   settleMs: 2000,
   windowMs: 6000,
   fixedPlayers: 2000,
-  fixedMs: 60_000,
+  fixedMs: 30_000,
   slowPlayers: 2000,
   slowPauseMs: 20_000,
   slowEdgeMs: 8000,
-  processes: 2,
+  processes: 0,
 }
 
 const QUICK: Plan = {
   quick: true,
   capacitySteps: [20, 40],
-  capacityRates: [20],
+  capacityRates: [30],
   settleMs: 500,
   windowMs: 1500,
   fixedPlayers: 30,
@@ -134,6 +169,29 @@ const QUICK: Plan = {
   slowPauseMs: 2000,
   slowEdgeMs: 1500,
   processes: 1,
+}
+
+/** Bot processes: the plan's count, or one per load CPU (0). */
+function botProcesses(plan: Plan): number {
+  if (plan.processes > 0) return plan.processes
+  return pinning.load !== undefined ? parseCpuList(pinning.load).length : 2
+}
+
+/** The capacity rule: tick p99 under half the budget, no skipped deltas, latency p99 under 2 tick intervals + 10 ms, 95% still connected, and a valid window. */
+export function latencyLimitMs(tickHz: number): number {
+  return 2000 / tickHz + 10
+}
+
+/** Why a capacity step fails the rule, or null when it passes. */
+export function overLimit(w: WindowStats, asked: number, tickHz: number): string | null {
+  const budgetMs = 1000 / tickHz
+  if (w.invalid !== null) return w.invalid
+  if (!w.scraped || !Number.isFinite(w.tickP99Ms)) return `no tick figures from the server's /metrics at ${w.players} players`
+  if (w.players < 0.95 * asked) return `only ${w.players} of ${asked} players still connected (dropped: ${JSON.stringify(w.dropCodes)})`
+  if (w.tickP99Ms >= budgetMs / 2) return `tick p99 ${w.tickP99Ms.toFixed(1)} ms >= half the budget (${(budgetMs / 2).toFixed(1)} ms) at ${w.players} players`
+  if (w.skippedDeltas > 0) return `${w.skippedDeltas} deltas skipped at ${w.players} players`
+  if (!(w.latencyMs.p99 < latencyLimitMs(tickHz))) return `latency p99 ${w.latencyMs.p99.toFixed(0)} ms >= ${latencyLimitMs(tickHz).toFixed(0)} ms (2 tick intervals + 10 ms) at ${w.players} players`
+  return null
 }
 
 const log = (s: string) => process.stderr.write(s + '\n')
@@ -148,9 +206,11 @@ async function load(name: ServerName, srv: Running, tickHz: number, plan: Plan):
     metricsUrl: srv.metricsUrl,
     serverPid: srv.pid,
     tickHz,
-    processes: plan.processes,
+    processes: botProcesses(plan),
+    cpus: pinning.load,
     inputHz: 10,
-    checkEvery: 20,
+    // The floor's frames are padding after a real header: nothing to check.
+    checkEvery: name === 'floor' ? 0 : 20,
     // Colyseus runs each room on its own timers; its whole-process work per tick period is this histogram.
     tickMetric: name === 'colyseus' ? 'period_busy_seconds' : 'tick_duration_seconds',
   })
@@ -165,12 +225,13 @@ async function load(name: ServerName, srv: Running, tickHz: number, plan: Plan):
   return Object.assign(run, { stop: entry.stop })
 }
 
-/** Scenario (i): add players step by step until tick p99 > half the budget or latency p99 > 100 ms. */
+/** Scenario (i): add players step by step until a step breaks the capacity rule (see overLimit). */
 async function capacity(name: ServerName, tickHz: number, plan: Plan): Promise<CapacityRun> {
   const srv = await startServer(name, tickHz)
   const steps: { players: number; window: WindowStats }[] = []
   let stop = `reached the last step (${plan.capacitySteps.at(-1)} players)`
-  const budgetMs = 1000 / tickHz
+  let capacity = 0
+  let bounded = true
   const run = await load(name, srv, tickHz, plan)
   try {
     for (const target of plan.capacitySteps) {
@@ -182,31 +243,26 @@ async function capacity(name: ServerName, tickHz: number, plan: Plan): Promise<C
       }
       await sleep(plan.settleMs)
       const w = await run.window(plan.windowMs)
-      steps.push({ players: w.players, window: w })
-      log(`  ${name} ${tickHz} Hz: ${w.players} players: tick p99 ${w.tickP99Ms.toFixed(2)} ms, latency p99 ${w.latencyMs.p99.toFixed(1)} ms, ${w.cpuUsPerPlayerTick.toFixed(1)} us/player-tick`)
-      if (!w.scraped || !Number.isFinite(w.tickP99Ms)) {
-        stop = `no tick figures from the server's /metrics at ${w.players} players`
+      steps.push({ players: target, window: w })
+      log(
+        `  ${name} ${tickHz} Hz: ${w.players} players: tick p99 ${w.tickP99Ms.toFixed(2)} ms, latency p99 ${w.latencyMs.p99.toFixed(1)} ms, ` +
+          `${w.cpuUsPerPlayerTick.toFixed(2)} us/player-tick (user ${w.cpuUserUsPerPlayerTick.toFixed(2)}), bots ${w.botUsPerFrame.toFixed(2)} us/frame, load CPUs ${(100 * w.loadCpuBusy).toFixed(0)}% busy`,
+      )
+      const why = overLimit(w, target, tickHz)
+      if (why !== null) {
+        stop = why
+        // A saturated load generator says nothing about the server: capacity is then only a lower bound.
+        if (w.invalid !== null) bounded = false
         break
       }
-      if (w.players < 0.95 * target) {
-        stop = `only ${w.players} of ${target} players still connected (dropped: ${JSON.stringify(w.dropCodes)})`
-        break
-      }
-      if (w.tickP99Ms > budgetMs / 2) {
-        stop = `tick p99 ${w.tickP99Ms.toFixed(1)} ms > half the budget (${(budgetMs / 2).toFixed(1)} ms) at ${w.players} players`
-        break
-      }
-      if (!(w.latencyMs.p99 <= 100)) {
-        stop = `latency p99 ${w.latencyMs.p99.toFixed(0)} ms > 100 ms at ${w.players} players`
-        break
-      }
+      capacity = target
     }
   } finally {
     await run.stop()
     await srv.stop()
   }
-  const ok = steps.filter((s) => s.window.tickP99Ms <= budgetMs / 2 && s.window.latencyMs.p99 <= 100 && s.window.players >= 0.95 * s.players)
-  return { server: name, tickHz, steps, stop, capacity: ok.at(-1)?.players ?? 0 }
+  if (steps.length === plan.capacitySteps.length && overLimit((steps.at(-1) as { window: WindowStats }).window, plan.capacitySteps.at(-1) as number, tickHz) === null) bounded = false
+  return { server: name, tickHz, steps, stop, capacity, atLeast: !bounded }
 }
 
 /**
@@ -256,6 +312,14 @@ async function slow(name: ServerName, plan: Plan): Promise<{ before: WindowStats
     await run.stop()
     await srv.stop()
   }
+}
+
+/** tickwire's mean STATE frame size in this run (bytes over messages of its windows), else `fallback`. */
+function frameBytesOf(r: BenchResult, fallback: number): number {
+  const ws = [...r.capacity.filter((c) => c.server === 'tickwire').flatMap((c) => c.steps.map((s) => s.window)), ...(r.fixed.tickwire ? [r.fixed.tickwire] : [])]
+  const sizes = ws.map((w) => w.bytesPerPlayerSec / w.msgsPerPlayerSec).filter((x) => Number.isFinite(x) && x > 0)
+  if (sizes.length === 0) return fallback
+  return Math.max(18, Math.round(sizes.reduce((a, b) => a + b, 0) / sizes.length))
 }
 
 /** Top self-time functions of the CPU profiles in `dir`. */
@@ -310,7 +374,30 @@ export async function main(argv: string[]): Promise<void> {
     const i = argv.indexOf(flag)
     return i >= 0 ? (argv[i + 1] ?? '').split(',').filter((x) => all.includes(x)) : all
   }
-  const servers = pick('--servers', ['tickwire', 'ws-json', 'colyseus']) as ServerName[]
+  // tickwire first: the floor sends frames of the size tickwire sent.
+  const servers = pick('--servers', ['tickwire', 'floor', 'ws-json', 'colyseus']) as ServerName[]
+  servers.sort((a, b) => (a === 'tickwire' ? -1 : b === 'tickwire' ? 1 : 0))
+  const flag = (name: string): string | undefined => {
+    const i = argv.indexOf(name)
+    if (i < 0) return undefined
+    const v = argv[i + 1]
+    if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`)
+    return v
+  }
+  // Default on a machine with 2+ cores: the server on the first half of them, the load generator on the rest.
+  const cores = availableParallelism()
+  const half = Math.max(1, Math.floor(cores / 2))
+  const defServer = cores >= 2 ? (half === 1 ? '0' : `0-${half - 1}`) : undefined
+  const defLoad = cores >= 2 ? (cores - 1 === half ? String(half) : `${half}-${cores - 1}`) : undefined
+  pinning = { server: flag('--server-cpus') ?? defServer, load: flag('--load-cpus') ?? defLoad }
+  for (const v of Object.values(pinning)) if (v !== undefined) parseCpuList(v) // throws naming the bad list
+  if (pinning.server !== undefined && pinning.load !== undefined) {
+    const a = new Set(parseCpuList(pinning.server))
+    const shared = parseCpuList(pinning.load).filter((c) => a.has(c))
+    if (shared.length > 0) throw new Error(`--server-cpus ${pinning.server} and --load-cpus ${pinning.load} share CPU ${shared.join(',')}: the load generator would compete with the server`)
+  }
+  const fb = flag('--frame-bytes')
+  if (fb !== undefined) floorFrameBytes = Number(fb)
   const scenarios = pick('--scenarios', ['capacity', 'fixed', 'slow'])
   const outDir = (() => {
     const i = argv.indexOf('--out')
@@ -330,6 +417,7 @@ export async function main(argv: string[]): Promise<void> {
     machine: m,
     loadAverageBefore: loadAverage(),
     command: `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`,
+    pinning: { server: pinning.server ?? 'unpinned', load: pinning.load ?? 'unpinned' },
     quick,
     servers,
     capacity: [],
@@ -340,10 +428,15 @@ export async function main(argv: string[]): Promise<void> {
   }
   log(`tickwire bench on ${m.cpuModel} (${m.cores} cores), Node ${m.node}; servers: ${servers.join(', ')}`)
   for (const s of servers) {
+    if (s === 'floor') {
+      floorFrameBytes = frameBytesOf(result, floorFrameBytes)
+      result.floorFrameBytes = floorFrameBytes
+      log(`  floor: frames of ${floorFrameBytes} B`)
+    }
     try {
       if (scenarios.includes('capacity')) for (const hz of plan.capacityRates) result.capacity.push(await capacity(s, hz, plan))
       if (scenarios.includes('fixed')) result.fixed[s] = await fixed(s, plan, s === 'tickwire' && !quick ? profileDir : undefined)
-      if (scenarios.includes('slow')) result.slow[s] = await slow(s, plan)
+      if (scenarios.includes('slow') && s !== 'floor') result.slow[s] = await slow(s, plan)
     } catch (err) {
       result.notes.push(`${s}: ${(err as Error).message}`)
       log(`  ${s} failed: ${(err as Error).message}`)

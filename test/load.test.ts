@@ -1,7 +1,7 @@
 /** The load generator's own logic (histogram, scraping, report) and a short smoke run against a real tickwire. */
 import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import client from 'prom-client'
@@ -104,26 +104,47 @@ function window(over: Partial<WindowStats> = {}): WindowStats {
     overruns: 0,
     skippedDeltas: 0,
     cpuUsPerPlayerTick: 10,
+    cpuUserUsPerPlayerTick: 4,
+    cpuSysUsPerPlayerTick: 6,
     serverCores: 0.6,
     botCores: 0.5,
+    botUsPerFrame: 3,
+    clientFramesPerState: 0.4,
+    serverMsgsPerState: 0.42,
+    loadCpuBusy: 0.5,
+    invalid: null,
     staleInputs: 0,
     scraped: true,
     ...over,
   }
 }
 
-t.test('report: every section, the targets judged, well-formed SVG charts', async (t) => {
+t.test('report: every section, the targets judged against the floor and the peers, invalid windows marked, well-formed SVG charts', async (t) => {
   const r: BenchResult = {
     date: '2026-11-28T01:00:00.000Z',
     machine: machine(),
     loadAverageBefore: 0.5,
     loadAverageAfter: 1.5,
     command: 'npm run bench',
+    pinning: { server: '0', load: '1' },
+    floorFrameBytes: 190,
     quick: false,
-    servers: ['tickwire', 'ws-json', 'colyseus'],
+    servers: ['tickwire', 'floor', 'ws-json', 'colyseus'],
     capacity: [
-      { server: 'tickwire', tickHz: 20, steps: [{ players: 1000, window: window({ players: 1000 }) }, { players: 8000, window: window({ players: 8000, tickP99Ms: 30 }) }], stop: 'tick p99 30 ms > 25 ms at 8000 players', capacity: 1000 },
-      { server: 'ws-json', tickHz: 20, steps: [{ players: 1000, window: window({ players: 1000, cpuUsPerPlayerTick: 80 }) }], stop: 'latency', capacity: 0 },
+      {
+        server: 'tickwire',
+        tickHz: 30,
+        steps: [
+          { players: 1000, window: window({ players: 1000, cpuUsPerPlayerTick: 12, latencyMs: { p50: 30, p95: 40, p99: 50, max: 60, count: 100 } }) },
+          { players: 2000, window: window({ players: 2000, cpuUsPerPlayerTick: 12 }) },
+          { players: 3000, window: window({ players: 3000, loadCpuBusy: 0.93, invalid: 'the load generator was 93% busy' }) },
+        ],
+        stop: 'the load generator was 93% busy',
+        capacity: 2000,
+        atLeast: true,
+      },
+      { server: 'floor', tickHz: 30, steps: [{ players: 1000, window: window({ players: 1000, cpuUsPerPlayerTick: 10 }) }, { players: 2000, window: window({ players: 2000, cpuUsPerPlayerTick: 8 }) }], stop: 'x', capacity: 2000, atLeast: true },
+      { server: 'ws-json', tickHz: 30, steps: [{ players: 250, window: window({ players: 250 }) }, { players: 1000, window: window({ players: 1000, cpuUsPerPlayerTick: 80, latencyMs: { p50: 90, p95: 200, p99: 300, max: 400, count: 100 } }) }], stop: 'latency', capacity: 250 },
     ],
     fixed: { tickwire: window(), 'ws-json': window({ cpuUsPerPlayerTick: 100, bytesPerPlayerSec: 300000 }), colyseus: window({ cpuUsPerPlayerTick: 20, bytesPerPlayerSec: 8000 }) },
     slow: { tickwire: { before: window(), during: window({ dropped: 200, dropCodes: { 4003: 200 } }), after: window() } },
@@ -131,18 +152,33 @@ t.test('report: every section, the targets judged, well-formed SVG charts', asyn
     notes: ['colyseus: an example note'],
   }
   const { md, svgs } = renderReport(r, 'base')
-  for (const section of ['## Targets', '## (i) Capacity', '### 20 Hz', '## (ii) Fixed load', '## (iii) 10% of players', '## Where tickwire spends its CPU', '## Notes', r.machine.cpuModel, 'npm run bench']) t.match(md, section, section)
-  const verdicts = targets(r).map((x) => x.verdict)
-  t.same(verdicts, ['met', 'missed by 1.50x', 'missed by 1.25x', 'missed: 0.10 of the target'])
+  for (const section of ['## Targets', '## (i) Capacity', '### 30 Hz', '## (ii) Fixed load', '## (iii) 10% of players', '## Where tickwire spends its CPU', '## Notes', r.machine.cpuModel, 'npm run bench', 'servers on CPU 0, load generator on CPU 1', '190 B']) t.match(md, section, section)
+  const verdicts = Object.fromEntries(targets(r).map((x) => [x.what, x.verdict]))
+  t.same(Object.values(verdicts), [
+    'met', // 12 / 10 = 1.2 at 1,000
+    'missed by 1.15x', // 12 / 8 = 1.5 at 2,000
+    'missed by 1.33x', // user 4 us > 3
+    'met', // 0.42 client messages per STATE
+    'met', // capacity >= 2,000 vs ws-json's 250: 8x, past 3x even as a lower bound
+    'not measured', // no colyseus capacity run
+    'met', // at 1,000 (past ws-json's capacity) 50 vs 300 ms
+    'met', // fixed: 10 vs 100 us
+    'missed by 1.50x', // fixed: 10 vs 20 us against 1/3
+    'missed by 1.25x', // bytes 5,000 vs 8,000 against 1/2
+  ])
+  t.match(md, /\| tickwire \| 3,000 \|.*\*\*invalid\*\*/, 'the saturated window is marked invalid')
+  t.match(md, /\| tickwire \| 1,000 \|[^\n]*\| 1\.20 \|/, 'x floor at 1,000')
+  t.match(md, /\| tickwire \| 30 Hz \| >= 2,000 \|/, 'a capacity the load generator capped is a lower bound')
   t.match(md, /\| tickwire \| 10% not reading \| 2,000 \|/)
-  t.same(Object.keys(svgs).sort(), ['base-capacity-20hz-cpu.svg', 'base-capacity-20hz-latency.svg'])
+  t.same(Object.keys(svgs).sort(), ['base-capacity-30hz-cpu.svg', 'base-capacity-30hz-latency.svg'])
   for (const svg of Object.values(svgs)) {
     t.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"/)
     t.match(svg, /<polyline /)
     t.match(svg, /<\/svg>\n$/)
     t.notMatch(svg, /NaN|undefined/)
   }
-  t.match(md, '![latency at 20 Hz](base-capacity-20hz-latency.svg)')
+  t.notMatch(svgs['base-capacity-30hz-cpu.svg'] ?? '', />3k</, 'invalid windows are left out of the charts')
+  t.match(md, '![latency at 30 Hz](base-capacity-30hz-latency.svg)')
 })
 
 t.test('smoke: a few dozen bots against a real tickwire; every field of the window is filled', async (t) => {
@@ -162,6 +198,8 @@ t.test('smoke: a few dozen bots against a real tickwire; every field of the wind
     processes: 2,
     checkEvery: 2,
     named: 0.3,
+    // Pinned (as npm run bench pins them), so the window reports how busy the load generator's CPU was.
+    cpus: String(availableParallelism() - 1),
   })
   t.teardown(() => run.stop())
   await run.add(40, 200)
@@ -170,7 +208,12 @@ t.test('smoke: a few dozen bots against a real tickwire; every field of the wind
   t.ok(w.latencyMs.count > 100 && w.latencyMs.p50 > 0 && w.latencyMs.p99 >= w.latencyMs.p50 && w.latencyMs.max >= w.latencyMs.p99, `latency ${JSON.stringify(w.latencyMs)}`)
   t.ok(w.msgsPerPlayerSec > 25 && w.msgsPerPlayerSec < 35, `~30 STATE frames per player per second: ${w.msgsPerPlayerSec}`)
   t.ok(w.bytesPerPlayerSec > 500, `bytes per player per second: ${w.bytesPerPlayerSec}`)
-  for (const k of ['tickP50Ms', 'tickP99Ms', 'overruns', 'skippedDeltas', 'cpuUsPerPlayerTick', 'serverCores', 'botCores'] as const) t.ok(Number.isFinite(w[k]), `${k} = ${w[k]}`)
+  for (const k of ['tickP50Ms', 'tickP99Ms', 'overruns', 'skippedDeltas', 'cpuUsPerPlayerTick', 'cpuUserUsPerPlayerTick', 'cpuSysUsPerPlayerTick', 'serverCores', 'botCores', 'botUsPerFrame', 'clientFramesPerState', 'serverMsgsPerState', 'loadCpuBusy'] as const) t.ok(Number.isFinite(w[k]), `${k} = ${w[k]}`)
+  t.ok(w.cpuUserUsPerPlayerTick + w.cpuSysUsPerPlayerTick === w.cpuUsPerPlayerTick || Math.abs(w.cpuUserUsPerPlayerTick + w.cpuSysUsPerPlayerTick - w.cpuUsPerPlayerTick) < 1e-9, 'user + system = total')
+  t.ok(w.clientFramesPerState > 0 && w.clientFramesPerState < 1, `sparse acks: fewer client frames than STATEs (${w.clientFramesPerState})`)
+  t.ok(Math.abs(w.serverMsgsPerState - w.clientFramesPerState) < 0.25, `the server counts about what the bots sent: ${w.serverMsgsPerState} vs ${w.clientFramesPerState}`)
+  t.ok(w.loadCpuBusy > 0 && w.loadCpuBusy <= 1, `load CPU busy share ${w.loadCpuBusy}`)
+  t.equal(w.invalid, w.loadCpuBusy > 0.85 ? w.invalid : null, 'valid unless the load CPU was over 85% busy')
   t.equal(w.errors, 0, `no check failed: ${w.errorSamples.join('; ')}`)
   t.equal(w.dropped, 0)
   const totals = run.totals()
@@ -207,10 +250,12 @@ t.test('CLI: bad options exit 2 with a clear message; --help exits 0', async (t)
   t.match(help.stderr, /Usage: tickwire-load/)
 })
 
-t.test('npm run bench, quick and tickwire only: the report and its JSON are written with every field filled', async (t) => {
+t.test('npm run bench, quick, tickwire and the floor: pinned, the report and its JSON written with every field filled', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'tickwire-bench-'))
   const run = fileURLToPath(new URL('../dist/bench/run.js', import.meta.url))
-  const r = spawnSync(process.execPath, [run, '--quick', '--servers', 'tickwire', '--scenarios', 'capacity,fixed', '--out', out], { encoding: 'utf8', timeout: 90000 })
+  const cpus = availableParallelism()
+  const pin = cpus >= 2 ? ['--server-cpus', '0', '--load-cpus', String(cpus - 1)] : []
+  const r = spawnSync(process.execPath, [run, '--quick', '--servers', 'floor,tickwire', '--scenarios', 'capacity,fixed', '--out', out, ...pin], { encoding: 'utf8', timeout: 150000 })
   t.equal(r.status, 0, r.stderr.slice(-800))
   const md = readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.md')) as string), 'utf8')
   t.match(md, /## \(i\) Capacity/)
@@ -222,7 +267,21 @@ t.test('npm run bench, quick and tickwire only: the report and its JSON are writ
   t.ok(readdirSync(out).some((f) => f.endsWith('-latency.svg')), 'a latency chart')
   const j = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith('.json')) as string), 'utf8')) as BenchResult
   t.equal(j.fixed.tickwire?.players, 30)
+  t.equal(j.fixed.floor?.players, 30, 'the floor ran the same scenario')
+  t.same(j.servers, ['tickwire', 'floor'], 'tickwire first: the floor sends frames of its size')
+  const tw = j.fixed.tickwire as WindowStats
+  t.equal(j.floorFrameBytes, Math.max(18, Math.round(j.floorFrameBytes ?? 0)))
+  t.ok(Math.abs((j.floorFrameBytes ?? 0) - tw.bytesPerPlayerSec / tw.msgsPerPlayerSec) < 0.5 * (j.floorFrameBytes ?? 0), `floor frames ${j.floorFrameBytes} B, about tickwire's mean frame`)
+  t.match(md, /\| floor \| 20 \|/, 'floor rows in the capacity table')
+  if (cpus >= 2) {
+    t.same(j.pinning, { server: '0', load: String(cpus - 1) })
+    t.match(md, /servers on CPU 0, load generator on CPU/)
+  }
   t.same(j.notes, [])
+  // Overlapping CPU lists are refused before anything starts.
+  const bad = spawnSync(process.execPath, [run, '--quick', '--server-cpus', '0', '--load-cpus', '0-1', '--out', out], { encoding: 'utf8', timeout: 10000 })
+  t.equal(bad.status, 1)
+  t.match(bad.stderr, /--server-cpus 0 and --load-cpus 0-1 share CPU 0/)
 })
 
 /** Runs the built CLI without blocking this process (a server may run in it); killed after `ms`. */

@@ -4,12 +4,12 @@
  * their counters, and measures windows: latency percentiles, traffic per
  * player, and (from the server) tick times and CPU per player-tick.
  */
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork, spawnSync, type ChildProcess } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Histogram } from './hdr.js'
 import type { AdapterName, BotStats, FromBots, ToBots } from './protocol.js'
-import { cpuSeconds, processTree, scrape, total, windowQuantile, type Samples } from './scrape.js'
+import { cpuSeconds, cpuSplit, cpuTimes, parseCpuList, processTree, scrape, total, windowQuantile, type Samples } from './scrape.js'
 
 export interface LoadOptions {
   readonly adapter: AdapterName
@@ -19,7 +19,7 @@ export interface LoadOptions {
   readonly inputHz?: number
   /** Game messages per second per bot when the game declares client messages (default 1; 0: none). */
   readonly messageHz?: number
-  /** One bot in this many checks every frame (default 20). */
+  /** One bot in this many checks every frame (default 20; 0: none). */
   readonly checkEvery?: number
   /** Source addresses; default: 127.0.0.2-9 when the server is on loopback, else the system's choice. */
   readonly addresses?: readonly string[]
@@ -34,7 +34,15 @@ export interface LoadOptions {
   readonly serverPid?: number
   /** Server tick rate, to turn CPU seconds into seconds per player-tick. */
   readonly tickHz: number
+  /**
+   * CPUs the bot processes are pinned to (a taskset list: `1`, `8-15`); undefined: not pinned.
+   * Each window then reports how busy these CPUs were, and one over BUSY_LIMIT is marked invalid.
+   */
+  readonly cpus?: string
 }
+
+/** A window in which the load generator's CPUs were busier than this measured the load generator, not the server. */
+export const BUSY_LIMIT = 0.85
 
 /** What one measurement window saw. Rates are per second of the window. */
 export interface WindowStats {
@@ -63,8 +71,21 @@ export interface WindowStats {
   /** Server CPU (all its processes) per player-tick, microseconds; and its CPU use in cores. */
   readonly cpuUsPerPlayerTick: number
   readonly serverCores: number
+  /** The same, user and system time apart (system time is mostly the kernel's socket reads and writes). */
+  readonly cpuUserUsPerPlayerTick: number
+  readonly cpuSysUsPerPlayerTick: number
   /** CPU use of the bot processes, in cores: near their count means the load generator was the bottleneck. */
   readonly botCores: number
+  /** Bot CPU per state message received, microseconds: the load generator's own cost per frame. */
+  readonly botUsPerFrame: number
+  /** Frames the bots sent (inputs, acks, messages) per state message they received. */
+  readonly clientFramesPerState: number
+  /** The same from the server's side (/metrics: messages received per STATE frame sent); NaN without those counters. */
+  readonly serverMsgsPerState: number
+  /** Share (0..1) of the load generator's pinned CPUs that was busy; NaN when not pinned. */
+  readonly loadCpuBusy: number
+  /** Why the window does not measure the server (the load generator saturated); null when it does. */
+  readonly invalid: string | null
 }
 
 interface Proc {
@@ -102,6 +123,7 @@ export class LoadRun {
     const procs: Proc[] = []
     for (let i = 0; i < n; i++) {
       const child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] })
+      if (opts.cpus !== undefined && child.pid !== undefined) pin(child.pid, opts.cpus)
       const p: Proc = { child, last: null, waiters: new Map(), latency: new Histogram(), latencyUnpaused: new Histogram() }
       child.on('message', (m: FromBots) => {
         if (m.t !== 'stats') return
@@ -226,8 +248,10 @@ export class LoadRun {
     const m0 = await this.#scrape()
     const serverPids = this.opts.serverPid ? processTree(this.opts.serverPid) : []
     const botPids = this.#procs.map((p) => p.child.pid ?? 0)
-    const cpu0 = cpuSeconds(serverPids)
+    const cpu0 = cpuSplit(serverPids)
     const bot0 = cpuSeconds(botPids)
+    const loadCpus = this.opts.cpus !== undefined ? parseCpuList(this.opts.cpus) : []
+    const busy0 = cpuTimes(loadCpus)
     await this.flush() // counters as of now; latency counted from here
     for (const p of this.#procs) {
       p.latency.reset()
@@ -255,8 +279,13 @@ export class LoadRun {
     const seconds = (performance.now() - start) / 1000
     accrue()
     const t1 = this.totals()
-    const cpu = cpuSeconds(serverPids) - cpu0
+    const cpu1 = cpuSplit(serverPids)
+    const cpuUser = cpu1.user - cpu0.user
+    const cpuSys = cpu1.sys - cpu0.sys
+    const cpu = cpuUser + cpuSys
     const botCpu = cpuSeconds(botPids) - bot0
+    const busy1 = cpuTimes(loadCpus)
+    const loadCpuBusy = loadCpus.length > 0 && busy1.total > busy0.total ? (busy1.busy - busy0.busy) / (busy1.total - busy0.total) : NaN
     const m1 = await this.#scrape()
     const lat = new Histogram()
     const latU = new Histogram()
@@ -298,12 +327,19 @@ export class LoadRun {
       tickP50Ms: tickMs(0.5),
       tickP99Ms: tickMs(0.99),
       overruns: counterDelta('tickwire_tick_overruns_total', 'peer_tick_overruns_total'),
-      skippedDeltas: counterDelta('tickwire_deltas_skipped_total'),
+      skippedDeltas: counterDelta('tickwire_deltas_skipped_total', 'peer_frames_skipped_total'),
       staleInputs: t1.stale - t0.stale,
       scraped: m0 !== null && m1 !== null,
       cpuUsPerPlayerTick: serverCpu > 0 && playerTicks > 0 ? (serverCpu * 1e6) / playerTicks : NaN,
+      cpuUserUsPerPlayerTick: serverPids.length > 0 && playerTicks > 0 ? (cpuUser * 1e6) / playerTicks : NaN,
+      cpuSysUsPerPlayerTick: serverPids.length > 0 && playerTicks > 0 ? (cpuSys * 1e6) / playerTicks : NaN,
       serverCores: serverCpu >= 0 ? serverCpu / seconds : NaN,
       botCores: botCpu / seconds,
+      botUsPerFrame: playerTicks > 0 ? (botCpu * 1e6) / playerTicks : NaN,
+      clientFramesPerState: playerTicks > 0 ? (t1.framesSent - t0.framesSent) / playerTicks : NaN,
+      serverMsgsPerState: counterDelta('tickwire_received_messages_total', 'peer_received_messages_total') / counterDelta('tickwire_state_frames_sent_total', 'peer_state_frames_sent_total'),
+      loadCpuBusy,
+      invalid: loadCpuBusy > BUSY_LIMIT ? `the load generator's CPUs (${this.opts.cpus}) were ${(100 * loadCpuBusy).toFixed(0)}% busy (over ${100 * BUSY_LIMIT}%): this window measured the bots, not the server` : null,
     }
   }
 
@@ -330,6 +366,14 @@ export class LoadRun {
       ),
     )
   }
+}
+
+/** Pins every thread of `pid` to `cpus` (taskset -a -p -c); throws with taskset's words if it cannot. */
+export function pin(pid: number, cpus: string): void {
+  parseCpuList(cpus)
+  const r = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' })
+  if (r.error) throw new Error(`taskset (util-linux) is needed to pin processes to CPUs ${cpus}: ${r.error.message}`)
+  if (r.status !== 0) throw new Error(`taskset -a -p -c ${cpus} ${pid} failed: ${(r.stderr || r.stdout).trim()}`)
 }
 
 function summary(h: Histogram): WindowStats['latencyMs'] {

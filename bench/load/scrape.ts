@@ -107,16 +107,61 @@ export function processTree(pid: number): number[] {
 
 /** User + system CPU seconds used so far by these processes (0 for any that is gone). */
 export function cpuSeconds(pids: readonly number[]): number {
-  let ticks = 0
+  const c = cpuSplit(pids)
+  return c.user + c.sys
+}
+
+/** User and system CPU seconds used so far by these processes, apart: system time is mostly the kernel's socket writes. */
+export function cpuSplit(pids: readonly number[]): { user: number; sys: number } {
+  let user = 0
+  let sys = 0
   for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
       // Fields after the command name, which is in parentheses and may contain spaces.
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ticks += Number(f[11]) + Number(f[12]) // utime, stime (fields 14 and 15)
+      user += Number(f[11]) // utime (field 14)
+      sys += Number(f[12]) // stime (field 15)
     } catch {
       // exited
     }
   }
-  return ticks / CLK_TCK
+  return { user: user / CLK_TCK, sys: sys / CLK_TCK }
+}
+
+/** Parses a CPU list as taskset takes it (`0`, `0-7`, `0,2,8-15`); throws on anything else. */
+export function parseCpuList(list: string): number[] {
+  const out: number[] = []
+  for (const part of list.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim())
+    if (!m) throw new Error(`not a CPU list: ${JSON.stringify(list)} (expected e.g. 0, 0-7 or 0,2,8-15)`)
+    const a = Number(m[1])
+    const b = m[2] === undefined ? a : Number(m[2])
+    if (b < a) throw new Error(`not a CPU list: ${JSON.stringify(list)} (${a}-${b} runs backwards)`)
+    for (let c = a; c <= b; c++) out.push(c)
+  }
+  return [...new Set(out)].sort((x, y) => x - y)
+}
+
+/** Busy and total jiffies so far of these CPUs, from /proc/stat (busy = all but idle and iowait). */
+export function cpuTimes(cpus: readonly number[]): { busy: number; total: number } {
+  let busy = 0
+  let total = 0
+  let text = ''
+  try {
+    text = readFileSync('/proc/stat', 'utf8')
+  } catch {
+    return { busy: NaN, total: NaN }
+  }
+  const want = new Set(cpus)
+  for (const line of text.split('\n')) {
+    const m = /^cpu(\d+) (.*)$/.exec(line)
+    if (!m || !want.has(Number(m[1]))) continue
+    // user nice system idle iowait irq softirq steal (guest time is already inside user)
+    const f = (m[2] as string).trim().split(/\s+/).map(Number).slice(0, 8)
+    const sum = f.reduce((a, b) => a + b, 0)
+    total += sum
+    busy += sum - (f[3] ?? 0) - (f[4] ?? 0)
+  }
+  return { busy, total }
 }
