@@ -33,7 +33,8 @@ export interface MetricsSources {
  * Series that describe one process's tick loop: they carry a `worker` label
  * (the slot, bounded by --workers; 0 for a single process), so the supervisor
  * never sums them and `rate(tickwire_ticks_total)` reads ticks per second per
- * worker (src/cluster/merge.ts).
+ * worker (src/cluster/merge.ts). Named with the default prefix, the only one
+ * a supervisor's workers use.
  */
 export const WORKER_SERIES = Object.freeze([
   'tickwire_tick_duration_seconds',
