@@ -8,9 +8,11 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { CloseCode, MsgType, PROTOCOL_VERSION, decodeServerMessage, encodePing } from '../proto/index.js'
+import { unpack } from 'msgpackr'
+import { CloseCode, MsgType, PROTOCOL_VERSION, decodeServerMessage, encodePing, newClientMessage, parseClientMessage } from '../proto/index.js'
+import { arena } from '../src/games/arena.js'
 import { openSocket, UpgradeError, type BotSocket } from '../bench/load/rawws.js'
-import { stateHeader, writeAck } from '../bench/load/tickwire.js'
+import { stateHeader, writeAck, writeStickInput } from '../bench/load/tickwire.js'
 import { startTest, waitFor } from './helpers/server.js'
 
 interface Seen {
@@ -61,6 +63,25 @@ t.test('against tickwire: WELCOME, STATE frames, sparse acks in place, PING/PONG
   ws.close()
   await waitFor(() => seen.closed !== null, 5000, 'our own close to finish')
   t.equal(seen.closed?.code, 1000, 'a client close ends with 1000 (the server echoes it)')
+})
+
+t.test("the bots' in-place ACK and stick INPUT encodings read back through the server's own parser", async (t) => {
+  const buf = new Uint8Array(16)
+  const msg = newClientMessage(2)
+  for (const [seq, ack, mx, my] of [
+    [1, 0, 0, 0],
+    [300, 70000, -100, 100],
+    [2 ** 31 - 1, 2 ** 32 - 1, 37, -1],
+  ] as const) {
+    t.equal(parseClientMessage(writeStickInput(buf, seq, ack, mx, my), arena.input, msg), null, `input ${seq}`)
+    t.same([msg.type, msg.seq, msg.ackTick, ...msg.values], [MsgType.INPUT, seq, ack, mx, my])
+  }
+  const ack = new Uint8Array(7)
+  for (const tick of [0, 1, 65536, 2 ** 32 - 1]) {
+    t.equal(parseClientMessage(writeAck(ack, tick), arena.input, msg), null)
+    t.same([msg.type, msg.ackTick], [MsgType.ACK, tick])
+    t.same(unpack(ack), [MsgType.ACK, tick])
+  }
 })
 
 t.test('a refused upgrade rejects with the HTTP status', async (t) => {

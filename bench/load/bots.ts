@@ -49,6 +49,8 @@ interface Slot {
   /** Scratch for inputs of a game other than the arena stick. */
   values: number[]
   nextMessageAt: number
+  /** Whether this bot's game is not the arena stick (random values per schema); null until its schema is known. */
+  generic: boolean | null
 }
 
 /** The arena's stick (two values in [-100, 100]): driven by a random walk, as the peers' bots are, so the bench compares like with like. */
@@ -154,6 +156,7 @@ async function main(): Promise<void> {
       bad: init.badInputs > 0 && Math.floor((index + 1) * init.badInputs) > Math.floor(index * init.badInputs),
       dropped: false,
       values: [],
+      generic: null,
       nextMessageAt: performance.now() + Math.random() * (init.messageHz > 0 ? 1000 / init.messageHz : 0),
     }
     slots.push(slot)
@@ -233,9 +236,9 @@ async function main(): Promise<void> {
 
   // Inputs: one timer walks all bots; each sends at inputHz: the arena stick as a random walk, any other game's values uniformly at random in their ranges.
   const tick = setInterval(() => {
+    const now = performance.now()
     for (const s of slots) {
       if (!s.bot) continue
-      const now = performance.now()
       // An input no state has reflected for STALE_MS counts at that age (a lower bound), so a server that stops answering shows in the tail.
       while (s.tail !== s.head && now - (s.ringAt[s.tail % RING] as number) > STALE_MS) {
         latency.record(STALE_MS * 1000)
@@ -247,7 +250,9 @@ async function main(): Promise<void> {
       s.nextInputAt += interval
       if (s.nextInputAt < now) s.nextInputAt = now + interval
       const schema = s.bot.schema
-      const generic = schema !== undefined && s.bot.inputValues !== undefined && (s.bad || !isArenaStick(schema))
+      // Decided once per bot, when its schema is known (isArenaStick allocates a closure per call).
+      if (s.generic === null && schema !== undefined) s.generic = s.bot.inputValues !== undefined && (s.bad || !isArenaStick(schema))
+      const generic = schema !== undefined && s.generic === true
       if (generic) {
         randomInputs(schema, s.values)
         if (s.bad && schema.length > 0) s.values[0] = outOfRange(schema[0] as InputSpec)
@@ -266,7 +271,6 @@ async function main(): Promise<void> {
     }
     // Game messages: each bot at messageHz, a random declared kind with random valid values.
     if (init.messageHz > 0) {
-      const now = performance.now()
       for (const s of slots) {
         const kinds = s.bot?.messages
         if (!s.bot?.message || !kinds || kinds.length === 0 || s.paused || now < s.nextMessageAt) continue

@@ -15,7 +15,7 @@ import { CloseCode } from '../../proto/index.js'
 import { isEntry } from '../../src/entry.js'
 import { LoadRun, type WindowStats } from './loadrun.js'
 import type { AdapterName } from './protocol.js'
-import { scrape } from './scrape.js'
+import { parseCpuList, scrape } from './scrape.js'
 
 interface Opt {
   readonly default: string
@@ -30,13 +30,15 @@ const OPTIONS: Record<string, Opt> = {
   'message-hz': { default: '1', doc: 'game messages per second per bot (0..20), random valid ones of the kinds WELCOME declares; none when the game declares none' },
   named: { default: '0', doc: 'share of bots in named rooms, 0..1 (the rest: quick play)' },
   processes: { default: '2', doc: 'bot processes (1..64)' },
-  'check-every': { default: '20', doc: 'one bot in N decodes and checks every frame' },
+  'check-every': { default: '20', doc: 'one bot in N decodes and checks every frame (0: none)' },
+  cpus: { default: '', doc: 'pin the bot processes to these CPUs (taskset list, e.g. 1 or 8-15); the report then says how busy they were, and flags the window when over 85%' },
   'source-addresses': { default: '', doc: 'comma list of local addresses to connect from (default: 127.0.0.2-9 for a loopback server, else the system\'s choice)' },
-  adapter: { default: 'tickwire', doc: 'tickwire | ws-json | colyseus' },
+  adapter: { default: 'tickwire', doc: 'tickwire | ws-json | colyseus | floor' },
   'metrics-url': { default: '', doc: "server's /metrics (default: http://<host>:9464/metrics for tickwire; '-' for none)" },
   'server-pid': { default: '0', doc: 'server pid, to read its CPU (and its children\'s) from /proc (same machine only); default: process_cpu_seconds_total from --metrics-url' },
   'tick-hz': { default: '0', doc: 'server tick rate (default: from tickwire_tick_budget_seconds, else 30)' },
   json: { default: '', doc: 'also write the report as JSON to this file' },
+  'bot-profile': { default: '', doc: 'write a CPU profile of each bot process (node --cpu-prof) into this directory: where the load generator spends its time' },
   'bad-inputs': { default: '0', doc: 'share of bots, 0..1, that send an out-of-range input value (tickwire only): the server should drop each, and this run then exits 1' },
 }
 
@@ -71,8 +73,10 @@ export function formatWindow(w: WindowStats): string {
     `latency ms         p50 ${f(w.latencyMs.p50)}  p95 ${f(w.latencyMs.p95)}  p99 ${f(w.latencyMs.p99)}  max ${f(w.latencyMs.max)}  (${w.latencyMs.count} inputs)`,
     `per player         ${f(w.msgsPerPlayerSec)} msgs/s  ${f(w.bytesPerPlayerSec, 0)} B/s`,
     `server tick ms     p50 ${f(w.tickP50Ms, 2)}  p99 ${f(w.tickP99Ms, 2)}  overruns ${f(w.overruns, 0)}  skipped deltas ${f(w.skippedDeltas, 0)}`,
-    `server CPU         ${f(w.cpuUsPerPlayerTick, 2)} us per player-tick  (${f(w.serverCores, 2)} cores)`,
-    `load generator     ${f(w.botCores, 2)} cores`,
+    `server CPU         ${f(w.cpuUsPerPlayerTick, 2)} us per player-tick = user ${f(w.cpuUserUsPerPlayerTick, 2)} + system ${f(w.cpuSysUsPerPlayerTick, 2)}  (${f(w.serverCores, 2)} cores)`,
+    `client frames      ${f(w.clientFramesPerState, 2)} per STATE (the server counted ${f(w.serverMsgsPerState, 2)})`,
+    `load generator     ${f(w.botCores, 2)} cores, ${f(w.botUsPerFrame, 2)} us per frame received${Number.isFinite(w.loadCpuBusy) ? `, its CPUs ${f(100 * w.loadCpuBusy, 0)}% busy` : ''}`,
+    ...(w.invalid !== null ? [`INVALID            ${w.invalid}`] : []),
     `in window          dropped ${w.dropped} ${JSON.stringify(w.dropCodes)}   errors ${w.errors}${w.errorSamples.length ? ' e.g. ' + w.errorSamples[0] : ''}`,
   ].join('\n')
 }
@@ -128,7 +132,15 @@ export async function main(argv: string[]): Promise<number> {
     const duration = num(o, 'duration', 1, 3600)
     const ramp = num(o, 'ramp', 1, 10000)
     const adapter = o.adapter as AdapterName
-    if (!['tickwire', 'ws-json', 'colyseus'].includes(adapter)) throw new UsageError(`--adapter: got ${JSON.stringify(adapter)}, expected tickwire, ws-json or colyseus`)
+    if (!['tickwire', 'ws-json', 'colyseus', 'floor'].includes(adapter)) throw new UsageError(`--adapter: got ${JSON.stringify(adapter)}, expected tickwire, ws-json, colyseus or floor`)
+    const cpus = o.cpus || undefined
+    if (cpus !== undefined) {
+      try {
+        parseCpuList(cpus)
+      } catch (err) {
+        throw new UsageError(`--cpus: ${(err as Error).message}`)
+      }
+    }
     const url = new URL(o.url as string)
     let metricsUrl: string | undefined = o['metrics-url'] === '-' ? undefined : o['metrics-url'] || undefined
     if (metricsUrl === undefined && o['metrics-url'] === '' && adapter === 'tickwire') metricsUrl = `http://${url.hostname}:9464/metrics`
@@ -145,7 +157,9 @@ export async function main(argv: string[]): Promise<number> {
       processes: num(o, 'processes', 1, 64),
       inputHz: num(o, 'input-hz', 0.1, 60),
       messageHz: num(o, 'message-hz', 0, 20),
-      checkEvery: num(o, 'check-every', 1, 1e9),
+      checkEvery: num(o, 'check-every', 0, 1e9),
+      cpus,
+      botNodeArgs: o['bot-profile'] ? ['--cpu-prof', `--cpu-prof-dir=${o['bot-profile']}`] : [],
       named: num(o, 'named', 0, 1),
       addresses: o['source-addresses'] ? (o['source-addresses'] as string).split(',').map((a) => a.trim()) : undefined,
       metricsUrl,

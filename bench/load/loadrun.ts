@@ -39,6 +39,8 @@ export interface LoadOptions {
    * Each window then reports how busy these CPUs were, and one over BUSY_LIMIT is marked invalid.
    */
   readonly cpus?: string
+  /** `node` flags for the bot processes, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/p'] to profile the load generator itself. */
+  readonly botNodeArgs?: readonly string[]
 }
 
 /** A window in which the load generator's CPUs were busier than this measured the load generator, not the server. */
@@ -122,7 +124,7 @@ export class LoadRun {
     const addresses = opts.addresses ?? (loopback && host !== '[::1]' ? Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`) : [])
     const procs: Proc[] = []
     for (let i = 0; i < n; i++) {
-      const child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] })
+      const child = fork(script, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [...(opts.botNodeArgs ?? [])] })
       if (opts.cpus !== undefined && child.pid !== undefined) pin(child.pid, opts.cpus)
       const p: Proc = { child, last: null, waiters: new Map(), latency: new Histogram(), latencyUnpaused: new Histogram() }
       child.on('message', (m: FromBots) => {

@@ -102,6 +102,7 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
     let every = 1
     // One ACK buffer per bot, rewritten in place: the tick is its last field (a uint32 in msgpack).
     const ackBuf = new Uint8Array(ACK_BYTES)
+    const inputBuf = new Uint8Array(STICK_INPUT_BYTES)
     const acks: AckState = {
       unacked: 0,
       lastFrameAt: 0,
@@ -123,8 +124,11 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
     let messages: readonly MessageSpec[] | undefined
     const bot: Bot = {
       input(seq, mx, my) {
-        // Sent at once (as a key press would be), carrying the newest ack.
-        sendInput(seq, [mx, my])
+        // Sent at once (as a key press would be), carrying the newest ack; written into the bot's own buffer.
+        if (!ws?.open) return
+        ws.send(writeStickInput(inputBuf, seq, lastTick, mx, my))
+        acks.unacked = 0
+        events.sent?.(false)
       },
       get schema() {
         return schema
@@ -211,6 +215,31 @@ function connectAt(url: string, opts: ConnectOptions, events: BotEvents, hops: n
   })
 }
 
+/** A stick INPUT `[1, seq, ackTick, mx, my]`: fixarray(5), 1, two uint32s, two int8s. */
+const STICK_INPUT_BYTES = 16
+
+/** Writes INPUT(seq, ackTick, [mx, my]) into `buf` in one fixed layout (mx, my in -128..127), valid msgpack for any values. */
+export function writeStickInput(buf: Uint8Array, seq: number, ackTick: number, mx: number, my: number): Uint8Array {
+  buf[0] = 0x95
+  buf[1] = MsgType.INPUT
+  buf[2] = 0xce
+  put32(buf, 3, seq)
+  buf[7] = 0xce
+  put32(buf, 8, ackTick)
+  buf[12] = 0xd0
+  buf[13] = mx & 0xff
+  buf[14] = 0xd0
+  buf[15] = my & 0xff
+  return buf
+}
+
+function put32(b: Uint8Array, at: number, v: number): void {
+  b[at] = (v >>> 24) & 0xff
+  b[at + 1] = (v >>> 16) & 0xff
+  b[at + 2] = (v >>> 8) & 0xff
+  b[at + 3] = v & 0xff
+}
+
 /** An ACK is `[3, tick]`: fixarray(2), positive fixint 3, then the tick as msgpack uint32 (0xce + 4 bytes). */
 const ACK_BYTES = 7
 
@@ -219,9 +248,6 @@ export function writeAck(buf: Uint8Array, tick: number): Uint8Array {
   buf[0] = 0x92
   buf[1] = MsgType.ACK
   buf[2] = 0xce
-  buf[3] = (tick >>> 24) & 0xff
-  buf[4] = (tick >>> 16) & 0xff
-  buf[5] = (tick >>> 8) & 0xff
-  buf[6] = tick & 0xff
+  put32(buf, 3, tick)
   return buf
 }
