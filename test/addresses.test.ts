@@ -9,6 +9,7 @@ import { connect } from 'node:net'
 import t from 'tap'
 import { WebSocket } from 'ws'
 import { CloseCode } from '../proto/index.js'
+import { TickwireClient } from '../src/client/index.js'
 import { createLogger } from '../src/log.js'
 import { clientAddress, budgetKey, parseTrustedProxies, AddressBook } from '../src/net/addresses.js'
 import { originAllowed, parseAllowedOrigins } from '../src/net/origin.js'
@@ -319,6 +320,9 @@ t.test('an event-loop stall the tick loop sees is counted and logged once', asyn
   const lines: string[] = []
   const tw = await startTest({}, { log: createLogger('warn', (l) => lines.push(l)) })
   t.teardown(() => tw.stop())
+  // A room, so the loop ticks at its rate (a process with no rooms naps a second between ticks).
+  const player = await TickwireClient.connect(tw.url)
+  t.teardown(() => player.close())
   await sleep(200)
   const end = Date.now() + 800
   while (Date.now() < end) {

@@ -179,3 +179,23 @@ t.test('idle: one tick per idleMs while idle() holds; wake() resumes at once, wi
   t.equal(loop.catchUpTicks, 0)
   loop.stop()
 })
+
+t.test('idle: a nap whose timer fires a stall late (the event loop was blocked) counts as a stall; one on time does not', async (t) => {
+  let late = 0
+  // The next timer armed fires `late` ms after it is due; those after it on time.
+  const clock = new FakeClock(() => {
+    const l = late
+    late = 0
+    return l
+  })
+  const stalls: number[] = []
+  const loop = new TickLoop({ hz: 30, maxCatchUpTicks: 3, clock, idle: () => true, idleMs: 1000, onTick: () => {}, onStall: (ms) => stalls.push(ms) })
+  loop.start()
+  clock.runUntil(1000 + 3000)
+  t.equal(loop.stalls, 0, 'naps on time: no stall')
+  late = 600
+  clock.runUntil(clock.now() + 5000)
+  t.equal(loop.stalls, 1, 'counted once')
+  t.ok((stalls[0] ?? 0) >= 600, `reported as ${stalls[0]} ms late`)
+  loop.stop()
+})

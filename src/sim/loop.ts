@@ -21,7 +21,8 @@
  * tick comes after `idleMs` instead of one period: on this kind of VM each
  * timer wake-up costs ~0.2 ms of CPU, so 30 empty ticks a second were most of
  * an idle process's cost. `wake()` (a room was created) ends the nap at once
- * and restarts the schedule from now: a nap is not lateness, skips or stalls.
+ * and restarts the schedule from now: a nap is not lateness or skips, but a nap's
+ * timer that fires a stall's length late (the event loop was blocked) is a stall.
  */
 import type { Clock } from './clock.js'
 
@@ -77,6 +78,8 @@ export class TickLoop {
   #running = false
   /** The current timer is an idle nap (see idle). */
   #napping = false
+  /** When the current nap's timer is due (clock ms): a nap's wake-up late by a stall is still a stall. */
+  #napDue = 0
 
   constructor(opts: TickLoopOptions) {
     if (!(opts.hz > 0)) throw new RangeError(`tick rate must be > 0, got ${opts.hz}`)
@@ -107,6 +110,7 @@ export class TickLoop {
   wake(): void {
     if (!this.#running || !this.#napping) return
     this.#opts.clock.cancel(this.#timer)
+    this.#napDue = this.#opts.clock.now()
     this.#timer = this.#opts.clock.schedule(0, this.#wake)
   }
 
@@ -119,6 +123,7 @@ export class TickLoop {
     const { clock, idle } = this.#opts
     if (idle?.()) {
       this.#napping = true
+      this.#napDue = clock.now() + (this.#opts.idleMs ?? 1000)
       this.#timer = clock.schedule(this.#opts.idleMs ?? 1000, this.#wake)
       return
     }
@@ -130,15 +135,17 @@ export class TickLoop {
     this.#timer = undefined
     if (!this.#running) return
     const { clock, onTick, maxCatchUpTicks } = this.#opts
+    let napLateMs = 0
     if (this.#napping) {
-      // The schedule restarts: the next slot is due now.
+      // The schedule restarts: the next slot is due now. How late the nap's own timer fired still tells a stall.
       this.#napping = false
+      napLateMs = clock.now() - this.#napDue
       this.#slot = 0
       this.#epoch = clock.now() - this.periodMs
     }
     const now = clock.now()
     // Measured against the slot this timer was armed for: that is how long the event loop kept it from firing.
-    const lateMs = now - (this.#epoch + (this.#slot + 1) * this.periodMs)
+    const lateMs = Math.max(napLateMs, now - (this.#epoch + (this.#slot + 1) * this.periodMs))
     if (lateMs >= this.stallMs) {
       this.stalls++
       this.#opts.onStall?.(lateMs)
