@@ -149,9 +149,10 @@ const FULL: Plan = {
   capacityRates: [30],
   settleMs: 2000,
   windowMs: 6000,
-  fixedPlayers: 2000,
+  // Scaled by the load CPUs in main(): one pinned bot core holds ~1,500-2,000 players at 30 Hz on a 2-core VM.
+  fixedPlayers: 1000,
   fixedMs: 30_000,
-  slowPlayers: 2000,
+  slowPlayers: 1000,
   slowPauseMs: 20_000,
   slowEdgeMs: 8000,
   processes: 0,
@@ -369,7 +370,7 @@ export async function main(argv: string[]): Promise<void> {
     return
   }
   const quick = argv.includes('--quick')
-  const plan = quick ? QUICK : FULL
+  let plan: Plan = quick ? QUICK : FULL
   const pick = (flag: string, all: string[]) => {
     const i = argv.indexOf(flag)
     return i >= 0 ? (argv[i + 1] ?? '').split(',').filter((x) => all.includes(x)) : all
@@ -398,6 +399,11 @@ export async function main(argv: string[]): Promise<void> {
   }
   const fb = flag('--frame-bytes')
   if (fb !== undefined) floorFrameBytes = Number(fb)
+  // Fixed and slow-reader scenarios: 1,000 players per load CPU, so the load generator stays valid as the machine grows.
+  if (!quick && pinning.load !== undefined) {
+    const k = parseCpuList(pinning.load).length
+    plan = { ...plan, fixedPlayers: 1000 * k, slowPlayers: 1000 * k }
+  }
   const scenarios = pick('--scenarios', ['capacity', 'fixed', 'slow'])
   const outDir = (() => {
     const i = argv.indexOf('--out')
