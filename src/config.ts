@@ -88,6 +88,7 @@ export const OPTIONS = {
   workerStallTimeout: { kind: 'number', default: 5, unit: 's', min: 0.5, max: 3600, doc: 'a worker whose event loop does not answer the supervisor for this long is killed and replaced' },
   seed: { kind: 'int', default: 0, unit: '', min: 0, max: 0xffffffff, doc: 'random seed for rooms; 0 picks one at start' },
   logLevel: { kind: 'string', default: 'info', unit: 'level', doc: 'error | warn | info | debug' },
+  logFormat: { kind: 'string', default: '', unit: 'format', doc: 'json (one JSON object per line, for log shippers) | pretty (one human line: time level message key=value); empty: pretty when stderr is a terminal, else json' },
 } as const satisfies Record<string, OptionSpec>
 
 export type OptionName = keyof typeof OPTIONS
@@ -104,6 +105,7 @@ export class ConfigError extends Error {
 }
 
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug']
+const LOG_FORMATS = ['json', 'pretty']
 
 export function flagName(key: string): string {
   return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())
@@ -207,6 +209,9 @@ function crossCheck(c: Config): void {
   }
   if (!LOG_LEVELS.includes(c.logLevel)) {
     throw new ConfigError(`--log-level: got ${JSON.stringify(c.logLevel)}, expected one of ${LOG_LEVELS.join(', ')}`)
+  }
+  if (c.logFormat !== '' && !LOG_FORMATS.includes(c.logFormat)) {
+    throw new ConfigError(`--log-format: got ${JSON.stringify(c.logFormat)}, expected one of ${LOG_FORMATS.join(', ')} (or empty: pretty on a terminal, else json)`)
   }
   if (c.metricsPort !== 0 && c.metricsPort === c.port && c.port !== 0) {
     throw new ConfigError(`--metrics-port (${c.metricsPort}) must differ from --port`)

@@ -10,7 +10,7 @@ import { startSupervisor, type Supervisor } from './cluster/supervisor.js'
 import { runWorker } from './cluster/worker.js'
 import { ConfigError, defaultConfig, helpText, parseConfig, type Config } from './config.js'
 import { isEntry } from './entry.js'
-import { createLogger, type Logger } from './log.js'
+import { createLogger, resolveLogFormat, type LogFormat, type Logger } from './log.js'
 import { loadGame } from './game-module.js'
 import { start, type Tickwire } from './start.js'
 /** Worker processes to run: `--workers`, or one per available core when it is 0. */
@@ -35,7 +35,8 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
       process.stdout.write(helpText())
       return
     }
-    config = parsed.config
+    // The format is decided once, here, from this process's stderr: workers (whose stderr is ours) get it resolved.
+    config = Object.freeze({ ...parsed.config, logFormat: resolveLogFormat(parsed.config.logFormat) })
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`tickwire: ${err.message}\n`)
@@ -44,7 +45,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     }
     throw err
   }
-  const log = createLogger(config.logLevel)
+  const log = createLogger(config.logLevel, { format: config.logFormat as LogFormat })
   const workers = workerCount(config)
   // The room directory on Redis lives in the workers of a supervisor, so --redis-url takes one even with --workers 1.
   if (workers > 1 || config.redisUrl !== '') return supervise(config, workers, log)
@@ -121,7 +122,7 @@ export { startSupervisor, type Supervisor, type SupervisorOptions, type WorkerIn
 export { runWorker, type WorkerOptions } from './cluster/worker.js'
 export { ConfigError, parseConfig, type Config } from './config.js'
 export { arena } from './games/arena.js'
-export { createLogger, type Logger, type LogLevel } from './log.js'
+export { createLogger, withFields, type Logger, type LoggerOptions, type LogFormat, type LogLevel } from './log.js'
 export type { Game, GameRoom, JoinOptions, JoinRefused, PlayerIdentity, RoomContext, RoomLayout, RoomMeta } from './sim/game.js'
 export type { DataOf, FieldSpec, InputSpec, MessageData, MessageSpec, Value, ValueSpec } from '../proto/index.js'
 export type { Grid } from './sim/grid.js'

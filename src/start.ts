@@ -8,7 +8,7 @@ import { randomBytes, randomInt } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { ConfigError, type Config } from './config.js'
 import { arena } from './games/arena.js'
-import { createLogger, EventLog, type Logger } from './log.js'
+import { createLogger, EventLog, type LogFormat, type Logger } from './log.js'
 import { Metrics } from './metrics/registry.js'
 import { startReclaimer, type Reclaimer } from './reclaim.js'
 import { FdGuard, fitFdLimit } from './net/fdguard.js'
@@ -85,7 +85,7 @@ export interface Tickwire {
 export async function start(config: Config, opts: StartOptions = {}): Promise<Tickwire> {
   assertNativeUws()
   const game = opts.game ?? arena
-  const log = opts.log ?? createLogger(config.logLevel)
+  const log = opts.log ?? createLogger(config.logLevel, { format: config.logFormat as LogFormat | '' })
   // --max-players must fit below the open-file limit (the default is lowered to fit).
   config = fitFdLimit(config, log)
   const frameMax = maxFrameBytes(config.maxVisible, game.fields.length)

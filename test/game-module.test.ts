@@ -77,7 +77,7 @@ t.test('a --game that is missing, does not load or exports no Game: exit 2 namin
     [join(dir, 'broken.mjs'), /could not be loaded/],
   ] as const) {
     for (const workers of ['1', '2']) {
-      const r = spawnSync(process.execPath, [main, '--workers', workers, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--game', file], { encoding: 'utf8', timeout: 30_000 })
+      const r = spawnSync(process.execPath, [main, '--workers', workers, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--log-format', 'pretty', '--game', file], { encoding: 'utf8', timeout: 30_000 })
       t.equal(r.status, 2, `${file.split('/').pop()} with --workers ${workers}: exit 2`)
       t.match(r.stderr, why)
     }

@@ -157,7 +157,7 @@ t.test('the CLI: a --web-dir over the limit or missing is exit 2 naming it, for 
   writeFileSync(join(big, 'index.html'), 'x')
   writeFileSync(join(big, 'huge.bin'), '')
   truncateSync(join(big, 'huge.bin'), 129 * 1024 * 1024) // sparse: its size, not its bytes, trips the limit
-  const args = ['--workers', '1', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1']
+  const args = ['--workers', '1', '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--log-format', 'pretty']
   const over = spawnSync(process.execPath, [main, ...args, '--web-dir', big], { encoding: 'utf8', timeout: 20000 })
   t.equal(over.status, 2, 'exit 2')
   t.match(over.stderr, /--web-dir: .*big holds more than 134217728 bytes \(128 MiB\), the limit of bytes served/)

@@ -181,7 +181,7 @@ t.test('expiry: warned within the warning window, an error line once expired', a
 
 t.test('the CLI exits 2 with the message for a bad certificate', async (t) => {
   for (const workers of ['1', '2']) {
-    const child = spawn(process.execPath, [main, '--workers', workers, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--tls-cert', f('server.pem'), '--tls-key', f('other-key.pem')], {
+    const child = spawn(process.execPath, [main, '--workers', workers, '--port', '0', '--metrics-port', '0', '--host', '127.0.0.1', '--log-format', 'pretty', '--tls-cert', f('server.pem'), '--tls-key', f('other-key.pem')], {
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     t.teardown(() => {

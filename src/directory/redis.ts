@@ -402,7 +402,7 @@ export class RedisDirectory implements RoomDirectory {
     this.#timer = setInterval(() => this.#beat(), period)
     this.#timer.unref()
     if (!ok) this.#down(new Error(`no answer from ${redactUrl(url)} within ${this.#timeoutMs} ms; serving local rooms only`))
-    else this.#log.info('room directory connected', { url: redactUrl(url), worker: this.self.name, incarnation: this.incarnation })
+    else this.#log.info('room directory connected', { url: redactUrl(url), workerName: this.self.name, incarnation: this.incarnation })
   }
 
   locate(id: string, wantCreate: boolean, address: string, canHost = true): Promise<LocateResult> {
@@ -608,7 +608,7 @@ export class RedisDirectory implements RoomDirectory {
     // Ours should still be there if the last heartbeat landed less than nodeTtl before this one.
     if (old && old.incarnation !== this.incarnation && sent - this.#lastBeat < this.#nodeTtlMs * 0.9 && sent - this.#lastNameClash > 60_000) {
       this.#lastNameClash = sent
-      this.#log.error('room directory: another process heartbeats with this worker name (two machines with one --node-id?); rooms will move between them', { worker: this.self.name })
+      this.#log.error('room directory: another process heartbeats with this worker name (two machines with one --node-id?); rooms will move between them', { workerName: this.self.name })
     }
     this.#lastBeat = sent
   }

@@ -23,13 +23,14 @@ export interface Cluster {
  * Starts `main.js --workers N` and resolves once the supervisor reports all workers serving.
  * `--port 0`: the supervisor picks the public port and each worker's direct port is the kernel's
  * pick (a fixed `port + 1 + i` could collide with other tests' ephemeral client ports).
- * `--metrics-cache 0`: tests read counters right after the events they count.
+ * `--metrics-cache 0`: tests read counters right after the events they count. `--log-format pretty`: tests read
+ * the human lines (stderr is a pipe, which defaults to JSON).
  */
 export async function startCluster(workers: number, args: string[] = []): Promise<Cluster> {
   const metricsPort = await freePort()
   const child = spawn(
     process.execPath,
-    [main, '--workers', String(workers), '--port', '0', '--metrics-port', String(metricsPort), '--host', '127.0.0.1', '--metrics-host', '127.0.0.1', '--metrics-cache', '0', ...args],
+    [main, '--workers', String(workers), '--port', '0', '--metrics-port', String(metricsPort), '--host', '127.0.0.1', '--metrics-host', '127.0.0.1', '--metrics-cache', '0', '--log-format', 'pretty', ...args],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   )
   let err = ''

@@ -54,6 +54,7 @@ export async function startMachine(o: MachineOptions): Promise<Machine> {
     '--metrics-host', o.host,
     '--metrics-port', String(o.metricsPort),
     '--metrics-cache', '0',
+    '--log-format', 'pretty', // the human lines (stderr is a pipe, which defaults to JSON)
     '--resume-secret', o.resumeSecret ?? SECRET,
     ...(o.redisUrl ? ['--redis-url', o.redisUrl] : []),
     ...(o.publicUrl ? ['--public-url', o.publicUrl] : []),
