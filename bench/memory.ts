@@ -195,7 +195,7 @@ class Server {
       const line = this.stderr.split('\n').find((l) => l.includes('tickwire listening'))
       const insp = /Debugger listening on (ws:\/\/\S+)/.exec(this.stderr)?.[1]
       if (line && (!needInspector || insp)) {
-        this.port = Number(/ port=(\d+)/.exec(line)?.[1])
+        this.port = Number(/(?: port=|"port":)(\d+)/.exec(line)?.[1]) // either log format
         this.inspectorUrl = insp ?? ''
         return
       }

@@ -212,14 +212,14 @@ export function renderReport(r: BenchResult, base: string): { md: string; svgs: 
             int(w.bytesPerPlayerSec),
             `${f(w.clientFramesPerState, 2)} / ${f(w.serverMsgsPerState, 2)}`,
             f(w.botUsPerFrame, 2),
-            `${f(100 * w.loadCpuBusy, 0)}%${w.invalid != null ? ' **invalid**' : saturated(w, m.cores) ? ' (cores full)' : ''}`,
+            `${f(100 * w.loadCpuBusy, 0)}% / ${f(100 * (w.serverCpuOthers ?? NaN), 0)}%${w.invalid != null ? ' **invalid**' : saturated(w, m.cores) ? ' (cores full)' : ''}`,
             `${w.dropped}${w.errors ? `, ${w.errors} errors` : ''}${w.skippedDeltas > 0 ? `, ${int(w.skippedDeltas)} skipped` : ''}`,
           ])
         }
       }
       L.push(
         table(
-          ['server', 'players', 'latency ms p50 / p99', 'tick ms p50 / p99', 'CPU us / player-tick (user + sys)', 'x floor', 'B/s per player', 'client frames per STATE: bots / server', 'bot CPU us / frame', 'load CPUs busy', 'dropped'],
+          ['server', 'players', 'latency ms p50 / p99', 'tick ms p50 / p99', 'CPU us / player-tick (user + sys)', 'x floor', 'B/s per player', 'client frames per STATE: bots / server', 'bot CPU us / frame', 'load CPUs busy / others on server CPUs', 'dropped'],
           rows,
         ),
       )
@@ -297,7 +297,7 @@ export function renderReport(r: BenchResult, base: string): { md: string; svgs: 
     '- Tick times: tickwire and ws-json time one whole tick of the process (all rooms); Colyseus runs every room on its own timers, so its figure is the game work of all rooms summed over each tick period (`peer_period_busy_seconds`). "n/a": the server has no such counter.',
     '- Colyseus bots decode every patch (its SDK keeps the state in sync); tickwire and ws-json bots check 1 in 20 and read only headers otherwise. So Colyseus runs leave its server less of the shared cores.',
     r.pinning && r.pinning.server !== 'unpinned'
-      ? `- Servers and load generator never share a core. A window where the load generator's CPUs were over 85% busy is **invalid**: it measured the bots, not the server; it ends the ramp, and the capacity found is then a lower bound (">="). ${saturatedAnywhere ? 'Some windows here are invalid.' : 'No window here is.'}`
+      ? `- Servers and load generator never share a core. A window where the load generator's CPUs were over 85% busy, or where other processes used over 10% of the server's CPUs, is **invalid**: it did not measure the server alone; it ends the ramp, and the capacity found is then a lower bound (">="). ${saturatedAnywhere ? 'Some windows here are invalid.' : 'No window here is.'}`
       : `- The load generator shares the ${m.cores} cores with the server. ${saturatedAnywhere ? 'Rows marked "(cores full)" had server plus load generator above 90% of the machine: there the load generator was part of the bottleneck, and latency includes its own queueing.' : 'No window had the machine above 90% busy.'}`,
     '- x floor: the server\'s CPU per player-tick over the floor\'s at the same step of the same run. The floor sends the same bytes with the same corked uWS send and no game, so the ratio is what the game server adds on top of the kernel\'s write.',
     '- Client frames per STATE: what the bots sent (inputs, acks, messages) per state message they got, and the server\'s own count (`*_received_messages_total` over `*_state_frames_sent_total`; n/a for a server without those counters).',

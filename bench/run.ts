@@ -95,8 +95,11 @@ export async function startServer(name: ServerName, tickHz: number, extra: strin
   let out = ''
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()))
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()))
-  // tickwire: the supervisor's line (or a single process's, which has no worker= field); peers print `listening <port>`.
-  const ready = () => (name === 'tickwire' ? /supervisor listening|tickwire listening port=/ : /^listening \d+/m).test(out)
+  // tickwire: the supervisor's line, or a single process's (no worker field), in either log format; peers print `listening <port>`.
+  const ready = () =>
+    name === 'tickwire'
+      ? out.split('\n').some((l) => /supervisor listening|tickwire listening port=/.test(l) || (l.includes('"msg":"tickwire listening"') && !l.includes('"worker":')))
+      : /^listening \d+/m.test(out)
   const end = Date.now() + 30_000
   while (!ready()) {
     if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}: ${out.slice(-2000)}`)
@@ -209,6 +212,7 @@ async function load(name: ServerName, srv: Running, tickHz: number, plan: Plan):
     tickHz,
     processes: botProcesses(plan),
     cpus: pinning.load,
+    serverCpus: pinning.server,
     inputHz: 10,
     // The floor's frames are padding after a real header: nothing to check.
     checkEvery: name === 'floor' ? 0 : 20,
@@ -247,7 +251,7 @@ async function capacity(name: ServerName, tickHz: number, plan: Plan): Promise<C
       steps.push({ players: target, window: w })
       log(
         `  ${name} ${tickHz} Hz: ${w.players} players: tick p99 ${w.tickP99Ms.toFixed(2)} ms, latency p99 ${w.latencyMs.p99.toFixed(1)} ms, ` +
-          `${w.cpuUsPerPlayerTick.toFixed(2)} us/player-tick (user ${w.cpuUserUsPerPlayerTick.toFixed(2)}), bots ${w.botUsPerFrame.toFixed(2)} us/frame, load CPUs ${(100 * w.loadCpuBusy).toFixed(0)}% busy`,
+          `${w.cpuUsPerPlayerTick.toFixed(2)} us/player-tick (user ${w.cpuUserUsPerPlayerTick.toFixed(2)}), bots ${w.botUsPerFrame.toFixed(2)} us/frame, load CPUs ${(100 * w.loadCpuBusy).toFixed(0)}% busy, others on server CPUs ${(100 * w.serverCpuOthers).toFixed(0)}%${w.invalid !== null ? ' INVALID' : ''}`,
       )
       const why = overLimit(w, target, tickHz)
       if (why !== null) {
@@ -405,14 +409,11 @@ export async function main(argv: string[]): Promise<void> {
     plan = { ...plan, fixedPlayers: 1000 * k, slowPlayers: 1000 * k }
   }
   const scenarios = pick('--scenarios', ['capacity', 'fixed', 'slow'])
-  const outDir = (() => {
-    const i = argv.indexOf('--out')
-    return i >= 0 ? (argv[i + 1] as string) : join(root, 'bench/results')
-  })()
+  const outDir = flag('--out') ?? join(root, 'bench/results')
   const ta = argv.indexOf('--tickwire-args')
   if (ta >= 0) tickwireArgs = (argv[ta + 1] ?? '').split(' ').filter((x) => x !== '')
-  const tg = argv.indexOf('--tag')
-  const tag = tg >= 0 ? `-${argv[tg + 1] ?? ''}` : ''
+  const tg = flag('--tag')
+  const tag = tg !== undefined ? `-${tg}` : ''
   const m: Machine = machine()
   const date = new Date().toISOString().slice(0, 10)
   const base = `${date}-${m.hostname}${tag}${quick ? '-quick' : ''}`

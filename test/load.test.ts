@@ -112,6 +112,7 @@ function window(over: Partial<WindowStats> = {}): WindowStats {
     clientFramesPerState: 0.4,
     serverMsgsPerState: 0.42,
     loadCpuBusy: 0.5,
+    serverCpuOthers: 0.01,
     invalid: null,
     staleInputs: 0,
     scraped: true,

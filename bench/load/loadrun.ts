@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Histogram } from './hdr.js'
 import type { AdapterName, BotStats, FromBots, ToBots } from './protocol.js'
-import { cpuSeconds, cpuSplit, cpuTimes, parseCpuList, processTree, scrape, total, windowQuantile, type Samples } from './scrape.js'
+import { CLK_TCK, cpuSeconds, cpuSplit, cpuTimes, parseCpuList, processTree, scrape, total, windowQuantile, type Samples } from './scrape.js'
 
 export interface LoadOptions {
   readonly adapter: AdapterName
@@ -39,12 +39,20 @@ export interface LoadOptions {
    * Each window then reports how busy these CPUs were, and one over BUSY_LIMIT is marked invalid.
    */
   readonly cpus?: string
+  /**
+   * CPUs the server is pinned to (a taskset list); each window then reports how much of them
+   * processes other than the server used, and one over OTHERS_LIMIT is marked invalid.
+   */
+  readonly serverCpus?: string
   /** `node` flags for the bot processes, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/p'] to profile the load generator itself. */
   readonly botNodeArgs?: readonly string[]
 }
 
 /** A window in which the load generator's CPUs were busier than this measured the load generator, not the server. */
 export const BUSY_LIMIT = 0.85
+
+/** A window in which other processes used more than this share of the server's pinned CPUs measured a shared machine. */
+export const OTHERS_LIMIT = 0.1
 
 /** What one measurement window saw. Rates are per second of the window. */
 export interface WindowStats {
@@ -86,6 +94,8 @@ export interface WindowStats {
   readonly serverMsgsPerState: number
   /** Share (0..1) of the load generator's pinned CPUs that was busy; NaN when not pinned. */
   readonly loadCpuBusy: number
+  /** Share (0..1) of the server's pinned CPUs used by anything but the server (other processes, interrupts); NaN when not pinned. */
+  readonly serverCpuOthers: number
   /** Why the window does not measure the server (the load generator saturated); null when it does. */
   readonly invalid: string | null
 }
@@ -254,6 +264,8 @@ export class LoadRun {
     const bot0 = cpuSeconds(botPids)
     const loadCpus = this.opts.cpus !== undefined ? parseCpuList(this.opts.cpus) : []
     const busy0 = cpuTimes(loadCpus)
+    const serverCpus = this.opts.serverCpus !== undefined ? parseCpuList(this.opts.serverCpus) : []
+    const srvBusy0 = cpuTimes(serverCpus)
     await this.flush() // counters as of now; latency counted from here
     for (const p of this.#procs) {
       p.latency.reset()
@@ -288,6 +300,12 @@ export class LoadRun {
     const botCpu = cpuSeconds(botPids) - bot0
     const busy1 = cpuTimes(loadCpus)
     const loadCpuBusy = loadCpus.length > 0 && busy1.total > busy0.total ? (busy1.busy - busy0.busy) / (busy1.total - busy0.total) : NaN
+    const srvBusy1 = cpuTimes(serverCpus)
+    // Busy jiffies of the server's CPUs minus the server's own CPU time (both in CLK_TCK units): what else ran there.
+    const serverCpuOthers =
+      serverCpus.length > 0 && serverPids.length > 0 && srvBusy1.total > srvBusy0.total
+        ? Math.max(0, (srvBusy1.busy - srvBusy0.busy - cpu * CLK_TCK) / (srvBusy1.total - srvBusy0.total))
+        : NaN
     const m1 = await this.#scrape()
     const lat = new Histogram()
     const latU = new Histogram()
@@ -341,7 +359,13 @@ export class LoadRun {
       clientFramesPerState: playerTicks > 0 ? (t1.framesSent - t0.framesSent) / playerTicks : NaN,
       serverMsgsPerState: counterDelta('tickwire_received_messages_total', 'peer_received_messages_total') / counterDelta('tickwire_state_frames_sent_total', 'peer_state_frames_sent_total'),
       loadCpuBusy,
-      invalid: loadCpuBusy > BUSY_LIMIT ? `the load generator's CPUs (${this.opts.cpus}) were ${(100 * loadCpuBusy).toFixed(0)}% busy (over ${100 * BUSY_LIMIT}%): this window measured the bots, not the server` : null,
+      serverCpuOthers,
+      invalid:
+        loadCpuBusy > BUSY_LIMIT
+          ? `the load generator's CPUs (${this.opts.cpus}) were ${(100 * loadCpuBusy).toFixed(0)}% busy (over ${100 * BUSY_LIMIT}%): this window measured the bots, not the server`
+          : serverCpuOthers > OTHERS_LIMIT
+            ? `other processes used ${(100 * serverCpuOthers).toFixed(0)}% of the server's CPUs (${this.opts.serverCpus}; over ${100 * OTHERS_LIMIT}%): the server did not have them to itself`
+            : null,
     }
   }
 

@@ -78,7 +78,8 @@ export function windowQuantile(before: Samples, after: Samples, suffix: string, 
   return lower
 }
 
-const CLK_TCK = 100 // Linux USER_HZ on every mainstream build
+/** Linux USER_HZ on every mainstream build: the unit of /proc's CPU times. */
+export const CLK_TCK = 100
 
 /** The pid and all its descendants (from /proc/<pid>/task/<tid>/children). */
 export function processTree(pid: number): number[] {
