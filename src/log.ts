@@ -140,6 +140,20 @@ export function createLogger(level: string, out: LoggerOptions | ((line: string)
   return { error: emit('error'), warn: emit('warn'), info: emit('info'), debug: emit('debug') }
 }
 
+/**
+ * With JSON lines, an uncaught exception (or unhandled rejection) is logged as one `error` line and the
+ * process exits 1, as Node would, instead of Node's multi-line stack trace breaking the stream. With the
+ * pretty format Node's own report (with the source excerpt) is left alone.
+ */
+export function exitOnUncaught(log: Logger, format: LogFormat): void {
+  if (format !== 'json') return
+  process.on('uncaughtException', (err: unknown, origin) => {
+    const error = err instanceof Error ? (err.stack ?? err.message) : String(err)
+    log.error(origin === 'unhandledRejection' ? 'unhandled rejection: exiting' : 'uncaught exception: exiting', { error })
+    process.exit(1)
+  })
+}
+
 /** A logger that adds `fields` to every line (e.g. `worker=2`); a call's own field of the same name wins. */
 export function withFields(log: Logger, fields: Record<string, unknown>): Logger {
   const wrap = (fn: Logger['info']) => (msg: string, more?: Record<string, unknown>) => fn(msg, more ? { ...fields, ...more } : fields)

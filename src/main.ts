@@ -10,7 +10,7 @@ import { startSupervisor, type Supervisor } from './cluster/supervisor.js'
 import { runWorker } from './cluster/worker.js'
 import { ConfigError, defaultConfig, helpText, parseConfig, type Config } from './config.js'
 import { isEntry } from './entry.js'
-import { createLogger, resolveLogFormat, type LogFormat, type Logger } from './log.js'
+import { createLogger, exitOnUncaught, resolveLogFormat, type LogFormat, type Logger } from './log.js'
 import { loadGame } from './game-module.js'
 import { start, type Tickwire } from './start.js'
 /** Worker processes to run: `--workers`, or one per available core when it is 0. */
@@ -46,6 +46,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     throw err
   }
   const log = createLogger(config.logLevel, { format: config.logFormat as LogFormat })
+  exitOnUncaught(log, config.logFormat as LogFormat)
   const workers = workerCount(config)
   // The room directory on Redis lives in the workers of a supervisor, so --redis-url takes one even with --workers 1.
   if (workers > 1 || config.redisUrl !== '') return supervise(config, workers, log)

@@ -5,7 +5,7 @@
  * resume token or key used in the run may appear anywhere in the output. Also two workers (their
  * lines carry worker=N), and the pretty format as the human one-line format.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { SignJWT } from 'jose'
 import t, { type Test } from 'tap'
@@ -268,4 +268,18 @@ t.test('--log-format: json | pretty, default by terminal, validated once', async
   t.equal(parseConfig(['--log-format', 'json']).config.logFormat, 'json')
   t.equal(parseConfig([], { TICKWIRE_LOG_FORMAT: 'pretty' }).config.logFormat, 'pretty')
   t.throws(() => parseConfig(['--log-format', 'xml']), new ConfigError('--log-format: got "xml", expected one of json, pretty (or empty: pretty on a terminal, else json)'))
+})
+
+t.test('with JSON lines an uncaught exception or rejection is one error line, and the process exits 1', async (t) => {
+  const log = new URL('../dist/src/log.js', import.meta.url).href
+  for (const [what, fail] of [['exception', "setTimeout(() => { throw new Error('boom ?token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln') })"], ['rejection', "Promise.reject(new Error('boom'))"]] as const) {
+    const code = `import { createLogger, exitOnUncaught } from '${log}'; exitOnUncaught(createLogger('info', { format: 'json' }), 'json'); ${fail}`
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 10000 })
+    t.equal(r.status, 1, `${what}: exit 1`)
+    const lines = r.stderr.split('\n').filter((l) => l !== '')
+    t.equal(lines.length, 1, `${what}: one line (${r.stderr})`)
+    const o = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>
+    t.match(o, { level: 'error', msg: new RegExp(`^(uncaught exception|unhandled rejection): exiting$`), error: /boom/ })
+    t.notMatch(r.stderr, /eyJzdWIiOiJhIn0/, 'scrubbed like any line')
+  }
 })

@@ -8,7 +8,7 @@ import { ConfigError, type Config } from '../config.js'
 import type { RedisDirectoryOptions } from '../directory/redis.js'
 import { DirectoryStats, DirectoryUnavailable, PENDING_PER_ROOM, type ListedRoom, type LocateResult, type RoomDirectory, type RoomSummary, type WorkerAddress } from '../directory/directory.js'
 import { loadGame } from '../game-module.js'
-import { createLogger, withFields, type LogFormat, type Logger } from '../log.js'
+import { createLogger, exitOnUncaught, resolveLogFormat, withFields, type Logger } from '../log.js'
 import { start, type Tickwire } from '../start.js'
 import type { Game } from '../sim/game.js'
 import { heartbeatMs, type ToSupervisor, type ToWorker } from './ipc.js'
@@ -205,7 +205,9 @@ export function runWorker(opts: WorkerOptions = {}): Promise<void> {
 
 async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions, earlyDrain: () => { drainMs: number; why: string } | null): Promise<void> {
   // Every line names the slot (a number, as the supervisor's lines about it do); the format is the supervisor's, resolved.
-  const log: Logger = withFields(createLogger(init.config.logLevel, { format: init.config.logFormat as LogFormat | '' }), { worker: init.slot })
+  const format = resolveLogFormat(init.config.logFormat)
+  const log: Logger = withFields(createLogger(init.config.logLevel, { format }), { worker: init.slot })
+  exitOnUncaught(log, format)
   const config = init.config
   // Direct redirects name --advertise-host, else the bound address when it is a specific one (a wildcard names nothing).
   const host = config.advertiseHost !== '' ? config.advertiseHost : config.host === '0.0.0.0' || config.host === '::' ? '' : config.host
