@@ -109,6 +109,11 @@ export const CloseCode = {
    * reason is the game's text (e.g. `team red is full`). Do not retry as is.
    */
   JOIN_REFUSED: 4016,
+  /**
+   * An operator closed this player, or its whole room, from the monitor page
+   * (`--monitor`); the seat is not held. Do not reconnect by yourself.
+   */
+  CLOSED_BY_OPERATOR: 4017,
 } as const
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode]
 
@@ -134,6 +139,7 @@ export const CloseReason: { readonly [K in keyof typeof CloseCode]: string } = {
   ADDRESS_LIMIT: 'too many rooms from your address',
   ROOM_MOVED: 'room moved to another server',
   JOIN_REFUSED: 'join refused by the game',
+  CLOSED_BY_OPERATOR: 'closed by the operator',
 }
 
 /** Close code number -> its name, e.g. 4003 -> 'TOO_SLOW'. */

@@ -32,6 +32,8 @@ export const DisconnectReason = {
   JOIN_REFUSED: 'join_refused',
   /** More unacknowledged game messages and props than --outbox-bytes/--outbox-frames (closed TOO_SLOW; the seat is not held). */
   OUTBOX_FULL: 'outbox_full',
+  /** An operator closed the player, or its room, from the monitor page (CLOSED_BY_OPERATOR). */
+  CLOSED_BY_OPERATOR: 'closed_by_operator',
 } as const
 export type DisconnectReason = (typeof DisconnectReason)[keyof typeof DisconnectReason]
 

@@ -137,6 +137,8 @@ export class GameServer {
   #ready = false
   /** Set by shutdown(): resolves once every socket has closed. */
   #drained: Promise<void> | null = null
+  /** Told of every close after it is counted (the monitor's recent disconnects, src/monitor/); null: nobody. */
+  onDisconnect: ((reason: DisconnectReason, room: string | null, player: number) => void) | null = null
   #allClosed: () => void = () => {}
 
   constructor(rooms: Rooms, opts: ServerOptions, log: Logger, deps: ServerDeps) {
@@ -305,6 +307,50 @@ export class GameServer {
   }
 
   /** Seats held for a resume right now. */
+  /** Whether the seat's player is connected now (false: its seat is held for a resume). */
+  connected(seat: Seat): boolean {
+    return (seat.link as Session | undefined)?.conn != null
+  }
+
+  /**
+   * An operator's close (the monitor, src/monitor/): room `id`'s connected
+   * players closed CLOSED_BY_OPERATOR, its held seats released; the room goes
+   * with its last seat. Returns the players closed, or -1 if there is no such room here.
+   */
+  closeRoom(id: string): number {
+    const room = this.#rooms.byId.get(id)
+    if (!room) return -1
+    let n = 0
+    for (let j = room.seats.length - 1; j >= 0; j--) {
+      const seat = room.seats[j]
+      if (seat && this.#closeSeat(seat)) n++
+    }
+    return n
+  }
+
+  /** An operator's close of player `playerId` (as closeRoom): its room's id, or null if no such player is here. */
+  closePlayer(playerId: number): string | null {
+    for (const room of this.#rooms.list) {
+      const seat = room.seats.find((s) => s.playerId === playerId)
+      if (seat && this.#closeSeat(seat)) return room.id
+    }
+    return null
+  }
+
+  #closeSeat(seat: Seat): boolean {
+    const session = seat.link as Session | undefined
+    if (session?.conn) {
+      closeConn(session.conn, 'CLOSED_BY_OPERATOR', DisconnectReason.CLOSED_BY_OPERATOR)
+      return true
+    }
+    if (session && this.#holds.has(seat)) {
+      this.#holds.end(seat)
+      this.#rooms.leave(seat)
+      return true
+    }
+    return false
+  }
+
   get held(): number {
     return this.#holds.size
   }
@@ -527,6 +573,7 @@ export class GameServer {
       else reason = CLOSE_REASON_OF[code] ?? DisconnectReason.ABNORMAL
     }
     this.stats.disconnects[reason]++
+    this.onDisconnect?.(reason, conn.seat?.room.id ?? conn.roomId, conn.playerId)
     const seat = conn.seat
     const session = conn.session
     if (seat && session) {
