@@ -25,9 +25,9 @@ const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).s
 
 const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
 
-/** `node main.js args` under `ulimit -n limit` (exec: the child's pid is the server's). */
+/** `node main.js args` under `ulimit -n limit` (exec: the child's pid is the server's), logging human lines (the test reads them). */
 function underLimit(limit: number, args: string[]): ChildProcess {
-  const cmd = `ulimit -n ${limit} && exec ${quote(process.execPath)} ${quote(main)} ${args.map(quote).join(' ')}`
+  const cmd = `ulimit -n ${limit} && exec ${quote(process.execPath)} ${quote(main)} --log-format pretty ${args.map(quote).join(' ')}`
   return spawn('bash', ['-c', cmd], { stdio: ['ignore', 'ignore', 'pipe'] })
 }
 
