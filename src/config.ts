@@ -8,6 +8,7 @@
 import { parseTrustedProxies } from './net/addresses.js'
 import { parseAllowedOrigins } from './net/origin.js'
 import { NODE_ID_PATTERN } from './directory/directory.js'
+import { isLoopback } from './net/loopback.js'
 import { AUTH_ALGORITHMS } from './auth/auth.js'
 
 const AUTH_MODES = ['off', 'optional', 'required'] as const
@@ -55,6 +56,8 @@ export const OPTIONS = {
   metricsHost: { kind: 'string', default: '127.0.0.1', unit: 'address', doc: 'address the metrics port binds to (loopback: only this machine scrapes; 0.0.0.0 to open it, with --metrics-token)' },
   metricsToken: { kind: 'string', default: '', unit: 'text', doc: 'if set, /metrics needs `Authorization: Bearer <token>` (prefer the environment variable); empty: no token' },
   metricsCache: { kind: 'number', default: 1, unit: 's', min: 0, max: 60, doc: 'a rendered /metrics page is reused for this long, so scrape floods cost little; 0: render every scrape' },
+  monitor: { kind: 'bool', default: false, unit: 'boolean', doc: 'serve the live monitor page at /monitor on the metrics port (rooms, tick time and load per worker, recent disconnects, closing a room or player); `--monitor` alone means true' },
+  monitorToken: { kind: 'string', default: '', unit: 'text', doc: 'bearer token the monitor\'s API needs (the page asks for it); required when --metrics-host is not loopback (prefer the environment variable); empty: none, loopback only' },
   tickHz: { kind: 'number', default: 30, unit: 'Hz', min: 1, max: 240, doc: 'simulation rate (and send rate, unless --send-hz)' },
   sendHz: { kind: 'number', default: 0, unit: 'Hz', min: 0, max: 240, doc: 'STATE frames per second to each player: tick-hz divided by a whole number (players are spread over the ticks between sends); 0: every tick' },
   maxCatchUpTicks: { kind: 'int', default: 3, unit: 'ticks', min: 0, max: 100, doc: 'late ticks run back to back before the rest are skipped' },
@@ -163,6 +166,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     if (!key) throw new ConfigError(`unknown option ${JSON.stringify(flag)}; see --help`)
     let value: string | undefined
     if (eq >= 0) value = arg.slice(eq + 1)
+    else if (OPTIONS[key].kind === 'bool' && !/^(true|false|1|0)$/.test(argv[i + 1] ?? '')) value = 'true' // `--monitor` alone
     else value = argv[++i]
     if (value === undefined) throw new ConfigError(`${flag} needs a value`)
     fromArgs.set(key, value)
@@ -216,6 +220,12 @@ function crossCheck(c: Config): void {
   if (c.metricsPort !== 0 && c.metricsPort === c.port && c.port !== 0) {
     throw new ConfigError(`--metrics-port (${c.metricsPort}) must differ from --port`)
   }
+  if (c.monitor) {
+    if (c.metricsPort === 0) throw new ConfigError('--monitor is served on the metrics port: set --metrics-port (it is 0, disabled)')
+    if (!isLoopback(c.metricsHost) && c.monitorToken === '') {
+      throw new ConfigError(`--monitor on --metrics-host ${c.metricsHost} (reachable beyond this machine) needs --monitor-token (TICKWIRE_MONITOR_TOKEN): its API closes rooms; or bind --metrics-host 127.0.0.1`)
+    }
+  } else if (c.monitorToken !== '') throw new ConfigError('--monitor-token set but --monitor is off: add --monitor, or drop the token')
   if (c.resumeSecret !== '' && c.resumeSecret.length < 32) {
     throw new ConfigError(`--resume-secret: got ${c.resumeSecret.length} characters, expected at least 32 (e.g. openssl rand -hex 32)`)
   }

@@ -6,13 +6,17 @@
  */
 import { randomBytes, randomInt } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { ConfigError, type Config } from './config.js'
+import { ConfigError, defaultNodeId, type Config } from './config.js'
 import { arena } from './games/arena.js'
 import { createLogger, EventLog, type LogFormat, type Logger } from './log.js'
 import { Metrics } from './metrics/registry.js'
 import { startReclaimer, type Reclaimer } from './reclaim.js'
 import { FdGuard, fitFdLimit } from './net/fdguard.js'
 import { serveMetrics, type MetricsEndpoint } from './net/metrics-http.js'
+import { LocalMonitor } from './monitor/local.js'
+import { monitorCounters, mountMonitor } from './monitor/http.js'
+import { localSource } from './monitor/sources.js'
+import { hostname } from 'node:os'
 import type { AuthAlgorithm, Verifier } from './auth/auth.js'
 import type { RoomDirectory } from './directory/directory.js'
 import { assertPortFree } from './net/ports.js'
@@ -74,6 +78,8 @@ export interface Tickwire {
   readonly rooms: Rooms
   readonly loop: TickLoop
   readonly metrics: Metrics
+  /** The monitor's view of this process (`--monitor`), or null; a worker answers its supervisor's monitor requests from it. */
+  readonly monitor: LocalMonitor | null
   /**
    * Graceful stop: not ready, listen sockets closed, loop stopped, players closed
    * with SHUTDOWN once their queued bytes are out (`drainMs`, default 1 s, at most). Resolves when all are closed.
@@ -111,6 +117,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
   const clock = opts.clock ?? systemClock
   const dt = 1 / config.tickHz
   let metrics: Metrics | undefined
+  let monitor: LocalMonitor | null = null
   const stallEvents = new EventLog(log)
   const loop = new TickLoop({
     hz: config.tickHz,
@@ -131,7 +138,9 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
       const t0 = clock.now()
       rooms.step(dt, tick)
       server.sendTick(tick)
-      metrics?.observeTick((clock.now() - t0) / 1000, loop.lastLatenessMs / 1000)
+      const seconds = (clock.now() - t0) / 1000
+      metrics?.observeTick(seconds, loop.lastLatenessMs / 1000)
+      monitor?.tick(seconds)
     },
   })
   metrics = new Metrics({
@@ -144,6 +153,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     tickBudgetSeconds: dt,
     directory: directory?.stats,
   })
+  if (config.monitor) monitor = new LocalMonitor({ rooms, server, tickHz: config.tickHz })
   let endpoint: MetricsEndpoint | null = null
   let fdGuard: FdGuard | null = null
   let reclaimer: Reclaimer | null = null
@@ -179,7 +189,9 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
   if (config.metricsPort !== 0) {
     try {
       const m = metrics
-      endpoint = await serveMetrics({ host: config.metricsHost, port: config.metricsPort, registry: m.registry, render: () => m.text(), log, token: config.metricsToken, cacheSeconds: config.metricsCache, ready: () => server.ready && server.accepting })
+      const machine = config.nodeId !== '' ? config.nodeId : defaultNodeId(hostname())
+      const extend = monitor ? mountMonitor({ source: localSource(machine, monitor), token: config.monitorToken, registry: m.registry, log }) : (monitorCounters(m.registry), undefined)
+      endpoint = await serveMetrics({ host: config.metricsHost, port: config.metricsPort, registry: m.registry, render: () => m.text(), log, token: config.metricsToken, cacheSeconds: config.metricsCache, ready: () => server.ready && server.accepting, extend })
     } catch (err) {
       server.shutdown()
       throw err
@@ -218,6 +230,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
     rooms,
     loop,
     metrics,
+    monitor,
     stop,
   }
   if (opts.signals ?? !directory) {

@@ -5,6 +5,7 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client'
 import type { Config } from '../config.js'
 import type { ListedRoom, RoomSummary } from '../directory/directory.js'
+import type { ProcessState } from '../monitor/local.js'
 
 /** Env var that makes `main.js` run as worker `slot` instead of parsing the command line. */
 export const WORKER_ENV = 'TICKWIRE_WORKER_SLOT'
@@ -35,6 +36,10 @@ export type ToWorker =
   | { readonly t: 'metrics'; readonly id: number }
   /** Reply to `list`: every worker's published rooms (the supervisor's directory). */
   | { readonly t: 'listed'; readonly id: number; readonly rooms: readonly ListedRoom[] }
+  /** The monitor page (`--monitor`): this worker's rooms, tick figures and disconnects; `listing`: the room directory's too (Redis). */
+  | { readonly t: 'monitor'; readonly id: number; readonly listing: boolean }
+  /** The monitor's close: room `room`, or player `player`, closed CLOSED_BY_OPERATOR; answered with `monitor-closed`. */
+  | { readonly t: 'monitor-close'; readonly id: number; readonly room: string | null; readonly player: number | null }
   /** Stop: not ready, close listen sockets, close players with SHUTDOWN within `drainMs`, exit 0. */
   | { readonly t: 'drain'; readonly drainMs: number }
 
@@ -50,5 +55,9 @@ export type ToSupervisor =
   /** GET /rooms on this worker: every worker's rooms, answered with `listed`. */
   | { readonly t: 'list'; readonly id: number }
   | { readonly t: 'metrics'; readonly id: number; readonly snapshot: MetricsSnapshot }
+  /** Reply to `monitor`; `listing` null unless asked for (and the directory answered). */
+  | { readonly t: 'monitor'; readonly id: number; readonly state: ProcessState; readonly listing: readonly ListedRoom[] | null }
+  /** Reply to `monitor-close`: the room closed in (null: none) and the players closed (-1: no such room or player here). */
+  | { readonly t: 'monitor-closed'; readonly id: number; readonly room: string | null; readonly closed: number }
   /** Liveness, from a timer every `heartbeatMs(workerStallTimeout)`: a blocked event loop sends none. */
   | { readonly t: 'beat' }

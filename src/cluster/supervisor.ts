@@ -24,6 +24,8 @@ import { workerName, type RoomDirectory, type WorkerAddress } from '../directory
 import { MemoryDirectory, PENDING_PER_ROOM } from '../directory/memory.js'
 import { WORKER_ENV, heartbeatMs, type MetricsSnapshot, type ToSupervisor, type ToWorker } from './ipc.js'
 import { MetricsMerger } from './merge.js'
+import { monitorCounters, mountMonitor } from '../monitor/http.js'
+import { ClusterSource, MONITOR_WAIT_MS } from '../monitor/sources.js'
 import { assertPortFree, freePort } from '../net/ports.js'
 
 /** Restart backoff: the first replacement starts at once, the next after this, doubling per consecutive crash, up to the cap. */
@@ -145,6 +147,7 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
   let onAllExited: () => void = () => {}
   let nextId = 1
   const metricsWaits = new Map<number, (s: MetricsSnapshot | null) => void>()
+  const monitorWaits = new Map<number, (msg: ToSupervisor | null) => void>()
 
   const spawn = (slot: Slot): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -229,6 +232,10 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
         return
       case 'metrics':
         metricsWaits.get(msg.id)?.(msg.snapshot)
+        return
+      case 'monitor':
+      case 'monitor-closed':
+        monitorWaits.get(msg.id)?.(msg)
         return
       case 'beat': // lastBeat is set for every message
         return
@@ -338,13 +345,42 @@ export async function startSupervisor(config: Config, opts: SupervisorOptions): 
     return inFlight
   }
 
+  // The monitor page (--monitor): each ready worker asked over IPC, at most MONITOR_WAIT_MS each (monitor/sources.ts).
+  const askMonitor = (slot: number, build: (id: number) => ToWorker): Promise<ToSupervisor | null> => {
+    const s = slots[slot]
+    const child = s?.child
+    if (!s || !child || !s.ready) return Promise.resolve(null)
+    const id = nextId++
+    return new Promise((resolve) => {
+      const done = (msg: ToSupervisor | null) => {
+        clearTimeout(timer)
+        monitorWaits.delete(id)
+        resolve(msg)
+      }
+      const timer = setTimeout(() => done(null), MONITOR_WAIT_MS)
+      monitorWaits.set(id, done)
+      child.send(build(id))
+    })
+  }
+  const monitor = config.monitor
+    ? new ClusterSource({
+        machine: nodeId,
+        workers: n,
+        shared: config.redisUrl !== '',
+        ready: (slot) => slots[slot]?.ready === true,
+        state: (slot, listing) => askMonitor(slot, (id) => ({ t: 'monitor', id, listing })).then((m) => (m?.t === 'monitor' ? { state: m.state, listing: m.listing } : null)),
+        close: (slot, what) => askMonitor(slot, (id) => ({ t: 'monitor-close', id, ...what })).then((m) => (m?.t === 'monitor-closed' ? { room: m.room, closed: m.closed } : null)),
+      })
+    : null
+  const extend = monitor ? mountMonitor({ source: monitor, token: config.monitorToken, registry: own, log }) : (monitorCounters(own), undefined)
+
   const killAll = () => {
     for (const s of slots) s.child?.kill('SIGKILL')
   }
   let endpoint: MetricsEndpoint | null = null
   try {
     // The metrics port first: a port in use fails before any worker starts.
-    if (config.metricsPort !== 0) endpoint = await serveMetrics({ host: config.metricsHost, port: config.metricsPort, registry: own, render, log, token: config.metricsToken, cacheSeconds: config.metricsCache, ready: () => started && !stopping && slots.some((s) => s.ready) })
+    if (config.metricsPort !== 0) endpoint = await serveMetrics({ host: config.metricsHost, port: config.metricsPort, registry: own, render, log, token: config.metricsToken, cacheSeconds: config.metricsCache, ready: () => started && !stopping && slots.some((s) => s.ready), extend })
     const [first, ...rest] = slots
     await spawn(first as Slot) // one worker first: a port that cannot be bound fails once, clearly
     await Promise.all(rest.map(spawn))

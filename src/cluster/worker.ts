@@ -278,6 +278,31 @@ async function serve(init: Extract<ToWorker, { t: 'init' }>, opts: WorkerOptions
           (err: Error) => log.error('metrics snapshot failed', { error: err.message }),
         )
         return
+      case 'monitor': {
+        const m = tw.monitor
+        if (!m) return
+        const state = m.state()
+        if (!msg.listing || config.redisUrl === '' || !directory) send({ t: 'monitor', id: msg.id, state, listing: null })
+        else {
+          directory.listRooms().then(
+            (listing) => send({ t: 'monitor', id: msg.id, state, listing }),
+            () => send({ t: 'monitor', id: msg.id, state, listing: null }), // the page shows this machine's rooms all the same
+          )
+        }
+        return
+      }
+      case 'monitor-close': {
+        const m = tw.monitor
+        if (!m) return
+        if (msg.room !== null) {
+          const closed = m.closeRoom(msg.room)
+          send({ t: 'monitor-closed', id: msg.id, room: closed < 0 ? null : msg.room, closed })
+        } else if (msg.player !== null) {
+          const room = m.closePlayer(msg.player)
+          send({ t: 'monitor-closed', id: msg.id, room, closed: room === null ? -1 : 1 })
+        }
+        return
+      }
       case 'drain':
         drain(msg.drainMs, 'supervisor')
         return

@@ -13,11 +13,15 @@
  *   otherwise, compared in constant time); the probes stay open.
  * Refusals are counted in `tickwire_metrics_refused_total{reason}` in the
  * registry this endpoint renders.
+ *
+ * `extend` mounts more routes on the same port with the same per-address
+ * buckets: the monitor page (`--monitor`, src/monitor/http.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import client from 'prom-client'
 import type { Logger } from '../log.js'
-import uWS, { listenExclusive, type HttpResponse, type us_listen_socket } from './uws.js'
+import { isLoopback } from './loopback.js'
+import uWS, { listenExclusive, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js'
 
 export interface MetricsEndpoint {
   readonly port: number
@@ -51,6 +55,8 @@ export interface MetricsOptions {
   readonly maxAddresses?: number
   /** Clock in ms (tests). */
   readonly now?: () => number
+  /** Mounts more routes (the monitor, src/monitor/http.ts), sharing the per-address buckets. */
+  readonly extend?: (app: TemplatedApp, shared: { readonly limiter: AddressBuckets; readonly now: () => number }) => void
 }
 
 export const METRICS_DEFAULTS = Object.freeze({
@@ -62,10 +68,20 @@ export const METRICS_DEFAULTS = Object.freeze({
 
 const REFUSED_NAME = 'tickwire_metrics_refused_total'
 
-/** True for addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[|\]$/g, '')
-  return h === 'localhost' || h === '::1' || h.startsWith('127.') || h.startsWith('::ffff:127.')
+export { isLoopback }
+
+/**
+ * A check of `Authorization: Bearer <token>` headers; with an empty token every header passes.
+ * Digests of equal length, so timingSafeEqual neither throws nor leaks the token's length.
+ */
+export function bearerCheck(token: string): (header: string) => boolean {
+  const wanted = token !== '' ? createHash('sha256').update(`Bearer ${token}`).digest() : null
+  return (header) => {
+    if (!wanted) return true
+    // The scheme is case-insensitive (RFC 7235); the token is not.
+    const got = /^bearer /i.test(header) ? `Bearer ${header.slice(7)}` : header
+    return timingSafeEqual(createHash('sha256').update(got).digest(), wanted)
+  }
 }
 
 /** Starts the metrics listener; rejects if the port cannot be bound (exclusively). */
@@ -83,14 +99,7 @@ export function serveMetrics(opts: MetricsOptions): Promise<MetricsEndpoint> {
     opts.maxAddresses ?? METRICS_DEFAULTS.maxAddresses,
   )
   const token = opts.token ?? ''
-  // Digests of equal length, so timingSafeEqual neither throws nor leaks the token's length.
-  const wanted = token !== '' ? createHash('sha256').update(`Bearer ${token}`).digest() : null
-  const authorized = (header: string): boolean => {
-    if (!wanted) return true
-    // The scheme is case-insensitive (RFC 7235); the token is not.
-    const got = /^bearer /i.test(header) ? `Bearer ${header.slice(7)}` : header
-    return timingSafeEqual(createHash('sha256').update(got).digest(), wanted)
-  }
+  const authorized = bearerCheck(token)
 
   let cached: { body: string; at: number } | null = null
   let inFlight: Promise<string> | null = null
@@ -133,6 +142,7 @@ export function serveMetrics(opts: MetricsOptions): Promise<MetricsEndpoint> {
     if (ready()) res.writeHeader('content-type', 'text/plain').end('ready\n')
     else res.writeStatus('503 Service Unavailable').writeHeader('content-type', 'text/plain').end('not ready\n')
   })
+  opts.extend?.(app, { limiter, now })
   app.any('/*', (res) => {
     res.writeStatus('404 Not Found').writeHeader('content-type', 'text/plain').end('not found: try /metrics, /healthz or /readyz\n')
   })
