@@ -133,7 +133,7 @@ export function createLogger(level: string, out: LoggerOptions | ((line: string)
     destination,
   )
   const emit = (l: LogLevel): Logger['info'] => {
-    if (!p.isLevelEnabled(l)) return () => {}
+    if (!p.isLevelEnabled(l)) return DISABLED
     const fn = p[l].bind(p)
     return (msg, fields) => fn(fields ? scrubFields(fields) : {}, scrub(msg))
   }
@@ -154,9 +154,12 @@ export function exitOnUncaught(log: Logger, format: LogFormat): void {
   })
 }
 
+/** What a disabled level is: withFields keeps it as is, so a debug line in a worker costs no object when off. */
+const DISABLED: Logger['info'] = () => {}
+
 /** A logger that adds `fields` to every line (e.g. `worker=2`); a call's own field of the same name wins. */
 export function withFields(log: Logger, fields: Record<string, unknown>): Logger {
-  const wrap = (fn: Logger['info']) => (msg: string, more?: Record<string, unknown>) => fn(msg, more ? { ...fields, ...more } : fields)
+  const wrap = (fn: Logger['info']): Logger['info'] => (fn === DISABLED ? DISABLED : (msg, more) => fn(msg, more ? { ...fields, ...more } : fields))
   return { error: wrap(log.error), warn: wrap(log.warn), info: wrap(log.info), debug: wrap(log.debug) }
 }
 

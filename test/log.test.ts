@@ -227,6 +227,8 @@ t.test('pretty is the human one-line format; json is one object per line; disabl
   const legacy: string[] = []
   createLogger('debug', (l) => legacy.push(l)).debug('join', { player: 1, room: 'r' })
   t.match(legacy[0], / debug join player=1 room=r$/)
+  const quiet = createLogger('warn', { format: 'json', write: () => t.fail('written') })
+  t.equal(withFields(quiet, { worker: 1 }).debug, quiet.debug, 'a disabled level stays the one no-op through withFields')
 
   const json: string[] = []
   const j = createLogger('info', { format: 'json', write: (l) => json.push(l) })
