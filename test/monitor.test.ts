@@ -19,6 +19,9 @@ import { TickwireClient } from '../src/client/index.js'
 import { ConfigError, parseConfig } from '../src/config.js'
 import type { MonitorState } from '../src/monitor/http.js'
 import { startCluster } from './helpers/cluster.js'
+import { freeDirectPort } from './helpers/lb.js'
+import { startMachine } from './helpers/machines.js'
+import { REDIS_SERVER, startRedis } from './helpers/redis.js'
 import { freePort, sample, startTest, waitFor } from './helpers/server.js'
 
 const CHROMIUM = '/usr/bin/chromium'
@@ -139,6 +142,17 @@ t.test('a two-worker supervisor: API and the page in Chromium', async (t) => {
   const busy = s.workers.find((w) => w.rooms > 0)
   t.ok(busy && busy.tick.ticks > 0 && busy.tick.p99 > 0 && busy.tick.load > 0, 'a worker with rooms has tick figures')
 
+  // A worker that does not answer (stopped) costs the page at most the 1 s wait: shown down, with its last rooms.
+  const stopped = c.pids[1] as number
+  process.kill(stopped, 'SIGSTOP')
+  const t0 = performance.now()
+  const frozen = await state(c.metricsPort)
+  const waited = performance.now() - t0
+  process.kill(stopped, 'SIGCONT')
+  t.ok(waited < 2500, `the page answered in ${Math.round(waited)} ms with a worker stopped`)
+  t.same(frozen.workers.map((w) => w.up), [true, false], 'the stopped worker is shown not answering')
+  t.same(frozen.rooms.map((r) => r.id).sort(), s.rooms.map((r) => r.id).sort(), 'its rooms stay listed (its last answer)')
+
   if (!existsSync(CHROMIUM)) {
     const why = `no browser at ${CHROMIUM}: apt-get install chromium (bash .ci/run does)`
     if (process.env.TICKWIRE_REQUIRE_BROWSER === '1') return t.fail(why)
@@ -209,4 +223,49 @@ t.test('a two-worker supervisor: API and the page in Chromium', async (t) => {
   t.ok(statSync(shot).size > 30_000, `${statSync(shot).size} bytes: not a blank page`)
   t.comment(`screenshot: ${shot}`)
   t.same(errors, [], 'no page errors or CSP violations')
+})
+
+t.test('many machines: the room directory lists the other machines\' rooms, read-only', { timeout: 120_000 }, async (t) => {
+  if (!existsSync(REDIS_SERVER)) {
+    const why = `no ${REDIS_SERVER}: apt-get install redis-server`
+    if (process.env.TICKWIRE_REQUIRE_BROWSER === '1') return t.fail(why)
+    return t.pass('many machines', { skip: why })
+  }
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const hosts = ['127.0.1.1', '127.0.1.2'] as const
+  const port = await freeDirectPort(hosts, 1)
+  let directPort = await freeDirectPort(hosts, 1)
+  while (directPort === port) directPort = await freeDirectPort(hosts, 1)
+  let metricsPort = await freeDirectPort(hosts, 1)
+  while (metricsPort === port || metricsPort === directPort) metricsPort = await freeDirectPort(hosts, 1)
+  const [a, b] = await Promise.all(
+    hosts.map((host, i) => startMachine({ id: `mon${i + 1}`, host, workers: 1, port, directPort, metricsPort, redisUrl: redis.url, args: ['--monitor', '--monitor-token', TOKEN] })),
+  )
+  t.teardown(() => {
+    a?.kill()
+    b?.kill()
+  })
+  const far = await TickwireClient.connect(`ws://127.0.1.2:${port}/play`, { room: 'far', name: 'fay' })
+  const near = await TickwireClient.connect(`ws://127.0.1.1:${port}/play`, { room: 'near', name: 'ned' })
+  t.teardown(() => {
+    far.close()
+    near.close()
+  })
+  const at = (host: string, path: string, method = 'GET') => fetch(`http://${host}:${metricsPort}${path}`, { method, headers: { authorization: `Bearer ${TOKEN}` } })
+  let s: MonitorState | null = null
+  const end = Date.now() + 10_000 // rooms are published once a second
+  while (Date.now() < end) {
+    s = (await (await at(hosts[0], '/monitor/api/state')).json()) as MonitorState
+    if (s.rooms.some((r) => r.id === 'far')) break
+    await new Promise((r) => setTimeout(r, 300))
+  }
+  const farRoom = s?.rooms.find((r) => r.id === 'far')
+  t.match(farRoom, { machine: 'mon2', workerName: 'mon2-0', worker: null, players: 1, capacity: 64, age: null, remote: true }, 'the other machine\'s room: its machine, players, capacity; read-only')
+  t.match(s?.rooms.find((r) => r.id === 'near'), { machine: 'mon1', worker: 0, players: 1, remote: false }, 'this machine\'s own room, once')
+  t.equal(s?.rooms.filter((r) => r.id === 'near').length, 1, 'not listed twice (directory and worker)')
+  t.equal((await at(hosts[0], '/monitor/api/rooms/far/close', 'POST')).status, 404, 'closing it here: 404 (close it on its own machine)')
+  const closed = new Promise<number>((resolve) => far.on('close', (code) => resolve(code)))
+  t.equal((await at(hosts[1], '/monitor/api/rooms/far/close', 'POST')).status, 200, 'its own machine closes it')
+  t.equal(await closed, CloseCode.CLOSED_BY_OPERATOR)
 })
