@@ -165,6 +165,7 @@ export async function start(config: Config, opts: StartOptions = {}): Promise<Ti
       unsignal?.()
       fdGuard?.stop()
       reclaimer?.stop()
+      monitor?.stop()
       verifier?.close()
       // Not ready (the load balancer stops sending players), no new connections, and the directory forgets our rooms
       // while they still play: the players closed next rejoin on another worker without waiting for a lease to lapse.

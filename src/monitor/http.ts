@@ -23,7 +23,7 @@ import type { Logger } from '../log.js'
 import { bearerCheck, type AddressBuckets } from '../net/metrics-http.js'
 import { isLoopback } from '../net/loopback.js'
 import type { HttpRequest, HttpResponse, TemplatedApp } from '../net/uws.js'
-import type { MonitorDisconnect, MonitorPlayer, TickFigures } from './local.js'
+import type { MonitorDisconnect, MonitorPlayer, SecondFigures, TickFigures } from './local.js'
 import { PAGE, PAGE_CSP } from './page.js'
 
 /** A room as the API lists it. */
@@ -51,6 +51,8 @@ export interface MonitorWorker {
   readonly players: number
   readonly rooms: number
   readonly tick: TickFigures
+  /** Per-second figures of the last two minutes, oldest first (the charts). */
+  readonly history: readonly SecondFigures[]
 }
 
 /** GET /monitor/api/state. */

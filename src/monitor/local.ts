@@ -20,6 +20,8 @@ export const MAX_PLAYERS_LISTED = 32
 export const MAX_DISCONNECTS = 50
 /** The window of tick figures, seconds. */
 export const TICK_WINDOW_SECONDS = 10
+/** Per-second tick figures kept for the page's charts (one a second: two minutes). */
+export const HISTORY_SECONDS = 120
 
 export interface MonitorPlayer {
   readonly id: number
@@ -49,6 +51,15 @@ export interface TickFigures {
   readonly load: number
 }
 
+/** One second of ticks, for the charts. */
+export interface SecondFigures {
+  /** Unix ms at the end of the second. */
+  readonly at: number
+  readonly p50: number
+  readonly p99: number
+  readonly load: number
+}
+
 export interface MonitorDisconnect {
   /** Unix time, ms. */
   readonly at: number
@@ -65,6 +76,8 @@ export interface ProcessState {
   readonly roomCount: number
   readonly players: number
   readonly tick: TickFigures
+  /** The last HISTORY_SECONDS seconds, oldest first. */
+  readonly history: readonly SecondFigures[]
   readonly disconnects: readonly MonitorDisconnect[]
 }
 
@@ -148,6 +161,8 @@ export class LocalMonitor {
   readonly #mono: () => number
   /** When each room opened (Unix ms); rooms are the keys, so a disposed room's entry goes with it. */
   readonly #opened = new WeakMap<Room, number>()
+  readonly #history: SecondFigures[] = []
+  readonly #sampler: NodeJS.Timeout
 
   constructor(opts: LocalMonitorOptions) {
     this.#rooms = opts.rooms
@@ -164,6 +179,17 @@ export class LocalMonitor {
     opts.server.onDisconnect = (reason, room, player) => {
       if (!UNLISTED.has(reason)) this.disconnects.add({ at: this.#now(), reason, room, player })
     }
+    // Once a second, off the tick path: the last second's figures (a sort of at most tick-hz numbers).
+    this.#sampler = setInterval(() => {
+      const f = this.ticks.figures(this.#mono(), 1, this.#budget)
+      this.#history.push({ at: this.#now(), p50: f.p50, p99: f.p99, load: f.load })
+      if (this.#history.length > HISTORY_SECONDS) this.#history.shift()
+    }, 1000)
+    this.#sampler.unref()
+  }
+
+  stop(): void {
+    clearInterval(this.#sampler)
   }
 
   /** Called by the tick loop after each tick with its wall time. */
@@ -190,6 +216,7 @@ export class LocalMonitor {
       roomCount: all.length,
       players: this.#rooms.players,
       tick: this.ticks.figures(this.#mono(), TICK_WINDOW_SECONDS, this.#budget),
+      history: this.#history.slice(),
       disconnects: this.disconnects.list(),
     }
   }

@@ -4,8 +4,8 @@
  * nothing else (`connect-src 'self'`: the page talks only to the API beside
  * it). The token is asked for once and kept in sessionStorage (gone with the
  * tab); every API call sends it as `Authorization: Bearer`. The page polls
- * /monitor/api/state every second and draws each worker's tick p99 and load
- * as SVG sparklines from the last two minutes of polls. Untrusted text
+ * /monitor/api/state every second and draws each worker's tick p50/p99 and
+ * load as SVG sparklines from the per-second history the server keeps (two minutes). Untrusted text
  * (player names) only ever reaches the DOM through `textContent`.
  */
 import { createHash } from 'node:crypto'
@@ -70,7 +70,6 @@ const KEY = 'tickwire-monitor-token'
 const HISTORY = 120
 let token = sessionStorage.getItem(KEY) || ''
 let timer = 0
-const hist = new Map()
 const $ = (id) => document.getElementById(id)
 const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = String(text); return e }
 const svgEl = (tag, attrs) => { const e = document.createElementNS('http://www.w3.org/2000/svg', tag); for (const k in attrs) e.setAttribute(k, String(attrs[k])); return e }
@@ -136,7 +135,7 @@ function render(s) {
 
   const ws = $('workers'); ws.replaceChildren()
   for (const w of s.workers) {
-    const h = hist.get(w.name) || []; h.push({ p50: w.tick.p50, p99: w.tick.p99, load: w.tick.load }); if (h.length > HISTORY) h.shift(); hist.set(w.name, h)
+    const h = w.history.slice(-HISTORY)
     const box = el('div', 'worker' + (w.up ? '' : ' down')); box.dataset.worker = String(w.worker)
     const title = el('div', 'title', 'worker ' + w.worker); title.appendChild(el('span', '', w.name + (w.up ? '' : ' \\u00b7 not answering'))); box.appendChild(title)
     const figs = el('div', 'figs')
@@ -204,7 +203,7 @@ function closePlayer(r, pl) {
 }
 
 $('login-form').addEventListener('submit', (e) => { e.preventDefault(); token = $('token').value.trim(); sessionStorage.setItem(KEY, token); poll() })
-$('logout').addEventListener('click', () => { sessionStorage.removeItem(KEY); token = ''; hist.clear(); showLogin('Token forgotten.') })
+$('logout').addEventListener('click', () => { sessionStorage.removeItem(KEY); token = ''; showLogin('Token forgotten.') })
 poll()
 `
 

@@ -106,7 +106,7 @@ function merge(machine: string, per: readonly { worker: number; name: string; up
   const disconnects: (ProcessState['disconnects'][number] & { worker: number })[] = []
   for (const p of per) {
     const s = p.state
-    workers.push({ worker: p.worker, name: p.name, up: p.up, players: s?.players ?? 0, rooms: s?.roomCount ?? 0, tick: s?.tick ?? EMPTY_TICK })
+    workers.push({ worker: p.worker, name: p.name, up: p.up, players: s?.players ?? 0, rooms: s?.roomCount ?? 0, tick: s?.tick ?? EMPTY_TICK, history: s?.history ?? [] })
     if (!s) continue
     for (const r of s.rooms) rooms.push({ ...r, machine, worker: p.worker, workerName: p.name, remote: false })
     for (const d of s.disconnects) disconnects.push({ ...d, worker: p.worker })
