@@ -11,6 +11,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
+import { request } from 'node:http'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser } from 'playwright-core'
 import t from 'tap'
@@ -96,6 +97,29 @@ t.test('a single process: the API, closing a player, refusals', async (t) => {
   await waitFor(() => tw.rooms.byId.get('solo')?.seats.length === 1, 5000, 'the seat to be released (not held)')
   const after = await state(metricsPort)
   t.ok(after.disconnects.some((d) => d.reason === 'closed_by_operator' && d.room === 'solo'), 'the close is a recent disconnect')
+})
+
+/** GET with a Host header of our choosing (fetch does not let one set it). */
+function getWithHost(port: number, path: string, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+t.test('without a token (loopback only) the API answers loopback Host names only: no DNS rebinding', async (t) => {
+  const metricsPort = await freePort()
+  const tw = await startTest({ metricsPort, metricsHost: '127.0.0.1', metricsCache: 0, monitor: true })
+  t.teardown(() => tw.stop())
+  t.equal(await getWithHost(metricsPort, '/monitor/api/state', `127.0.0.1:${metricsPort}`), 200, 'Host 127.0.0.1: 200 without a token')
+  t.equal(await getWithHost(metricsPort, '/monitor/api/state', `localhost:${metricsPort}`), 200, 'Host localhost: 200')
+  t.equal(await getWithHost(metricsPort, '/monitor/api/state', `rebind.example:${metricsPort}`), 403, 'another Host: 403')
+  t.equal(await getWithHost(metricsPort, '/monitor', `rebind.example:${metricsPort}`), 200, 'the page itself holds no data')
+  t.equal(sample(await metrics(metricsPort), 'tickwire_monitor_refused_total{reason="host"}'), 1, 'counted')
 })
 
 t.test('a two-worker supervisor: API and the page in Chromium', async (t) => {
