@@ -19,6 +19,7 @@ import { CloseCode } from '../proto/index.js'
 import { TickwireClient } from '../src/client/index.js'
 import { ConfigError, parseConfig } from '../src/config.js'
 import type { MonitorState } from '../src/monitor/http.js'
+import { DisconnectLog, TickWindow } from '../src/monitor/local.js'
 import { startCluster } from './helpers/cluster.js'
 import { freeDirectPort } from './helpers/lb.js'
 import { startMachine } from './helpers/machines.js'
@@ -43,6 +44,21 @@ function pngSize(file: string): { width: number; height: number; signature: bool
   const b = readFileSync(file)
   return { signature: b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), width: b.readUInt32BE(16), height: b.readUInt32BE(20) }
 }
+
+t.test('the tick window: quantiles and load over the last seconds only; the disconnect log is bounded', async (t) => {
+  const w = new TickWindow(301) // 10 s at 30 Hz, and one
+  // 20 s of ticks at 30 Hz: the first 10 s take 30 ms each, the last 10 s 1..30 ms.
+  for (let i = 0; i < 600; i++) w.record(i * (1000 / 30), i < 300 ? 0.03 : ((i % 30) + 1) / 1000)
+  const f = w.figures(600 * (1000 / 30), 10, 1 / 30)
+  t.equal(f.ticks, 300, 'only the last 10 s')
+  t.equal(f.p50, 0.016, 'median')
+  t.equal(f.p99, 0.03, 'p99')
+  t.ok(Math.abs(f.load - (300 * 0.0155) / 10) < 1e-9, `load ${f.load}: tick time per second of the window`)
+  t.same(new TickWindow(4).figures(0, 10, 1 / 30), { ticks: 0, p50: 0, p99: 0, budget: 1 / 30, load: 0 }, 'no ticks: zeros')
+  const log = new DisconnectLog(3)
+  for (let i = 0; i < 5; i++) log.add({ at: i, reason: 'client_closed', room: 'r', player: i })
+  t.same(log.list().map((d) => d.player), [2, 3, 4], 'the newest 3')
+})
 
 t.test('--monitor beyond loopback without a token refuses to start, naming the fix', async (t) => {
   t.throws(() => parseConfig(['--monitor', '--metrics-host', '0.0.0.0']), { name: 'ConfigError', message: /--monitor-token/ })
