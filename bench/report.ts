@@ -58,6 +58,11 @@ function saturated(w: WindowStats, cores: number): boolean {
   return Number.isFinite(w.serverCores) && w.serverCores + w.botCores > 0.9 * cores
 }
 
+/** Client frames per STATE as the bots counted; NaN from an adapter that did not count its sends (0 while bots send inputs). */
+function framesPerState(w: WindowStats): number {
+  return w.clientFramesPerState > 0 ? w.clientFramesPerState : NaN
+}
+
 /** The capacity step of `server` at `players` and `hz`, if it ran. */
 function step(r: BenchResult, server: ServerName, players: number, hz = 30): WindowStats | undefined {
   return r.capacity.find((c) => c.server === server && c.tickHz === hz)?.steps.find((s) => s.players === players)?.window
@@ -119,8 +124,12 @@ export function targets(r: BenchResult): Target[] {
     out.push({
       what: `capacity per server core at 30 Hz vs ${peer} (same method)`,
       goal: `>= ${goal}x`,
-      measured: tw && p ? `${tw.atLeast ? '>= ' : ''}${int(tw.capacity)} vs ${p.atLeast ? '>= ' : ''}${int(p.capacity)} players = ${f(x, 2)}x${tw.atLeast ? ' (tickwire\'s limit not reached: a lower bound)' : ''}` : 'n/a',
-      verdict: tw?.atLeast && Number.isFinite(x) && x < goal ? 'not decided (tickwire\'s limit not reached)' : atLeastJudge(x, goal),
+      measured: tw && p ? `${tw.atLeast ? '>= ' : ''}${int(tw.capacity)} vs ${p.atLeast ? '>= ' : ''}${int(p.capacity)} players${Number.isFinite(x) ? ` = ${f(x, 2)}x` : ` (${peer}: no valid step)`}${tw.atLeast ? ' (tickwire\'s limit not reached: a lower bound)' : ''}` : 'n/a',
+      verdict: p?.atLeast && Number.isFinite(x)
+        ? `not decided (${peer}'s limit not found: the load generator saturated first)`
+        : tw?.atLeast && Number.isFinite(x) && x < goal
+          ? 'not decided (tickwire\'s limit not reached)'
+          : atLeastJudge(x, goal),
     })
   }
   // Latency under overload: at ws-json's steps past its capacity, tickwire's p99 against ws-json's.
@@ -144,7 +153,7 @@ export function targets(r: BenchResult): Target[] {
       what: `server CPU per player-tick vs ${peer} (fixed scenario)`,
       goal: `<= ${label}`,
       measured: `${f(fx?.cpuUsPerPlayerTick, 2)} vs ${f(p?.cpuUsPerPlayerTick, 2)} us = ${f(x, 3)}`,
-      verdict: judge(x, limit),
+      verdict: fx?.invalid != null || p?.invalid != null ? `not decided (an invalid window: ${fx?.invalid != null ? 'tickwire' : peer}'s)` : judge(x, limit),
     })
   }
   const c = r.fixed.colyseus
@@ -210,7 +219,7 @@ export function renderReport(r: BenchResult, base: string): { md: string; svgs: 
             `${f(w.cpuUsPerPlayerTick, 2)} (${f(w.cpuUserUsPerPlayerTick, 2)} + ${f(w.cpuSysUsPerPlayerTick, 2)})`,
             c.server === 'floor' ? '1' : f(x, 2),
             int(w.bytesPerPlayerSec),
-            `${f(w.clientFramesPerState, 2)} / ${f(w.serverMsgsPerState, 2)}`,
+            `${f(framesPerState(w), 2)} / ${f(w.serverMsgsPerState, 2)}`,
             f(w.botUsPerFrame, 2),
             `${f(100 * w.loadCpuBusy, 0)}% / ${f(100 * (w.serverCpuOthers ?? NaN), 0)}%${w.invalid != null ? ' **invalid**' : saturated(w, m.cores) ? ' (cores full)' : ''}`,
             `${w.dropped}${w.errors ? `, ${w.errors} errors` : ''}${w.skippedDeltas > 0 ? `, ${int(w.skippedDeltas)} skipped` : ''}`,
@@ -257,7 +266,7 @@ export function renderReport(r: BenchResult, base: string): { md: string; svgs: 
         row('server CPU (cores)', (x) => f(x.serverCores, 2)),
         row('messages per player per s', (x) => f(x.msgsPerPlayerSec, 1)),
         row('bytes per player per s', (x) => int(x.bytesPerPlayerSec)),
-        row('client frames per STATE: bots / server', (x) => `${f(x.clientFramesPerState, 2)} / ${f(x.serverMsgsPerState, 2)}`),
+        row('client frames per STATE: bots / server', (x) => `${f(framesPerState(x), 2)} / ${f(x.serverMsgsPerState, 2)}`),
         row('load generator: cores, us per frame, its CPUs busy', (x) => `${f(x.botCores, 2)}, ${f(x.botUsPerFrame, 2)}, ${f(100 * x.loadCpuBusy, 0)}%${x.invalid != null ? ' **invalid**' : saturated(x, m.cores) ? ' (cores full)' : ''}`),
         row('dropped / errors', (x) => `${x.dropped} / ${x.errors}`),
       ]),

@@ -148,7 +148,7 @@ interface Plan {
 
 const FULL: Plan = {
   quick: false,
-  capacitySteps: [250, 500, 1000, 1500, 2000, 3000, 4000, 6000],
+  capacitySteps: [100, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000],
   capacityRates: [30],
   settleMs: 2000,
   windowMs: 6000,
@@ -200,6 +200,9 @@ export function overLimit(w: WindowStats, asked: number, tickHz: number): string
 
 const log = (s: string) => process.stderr.write(s + '\n')
 
+/** Steps measured past the first that breaks the capacity rule. */
+const OVERLOAD_STEPS = 2
+
 /** Bots connected per second: slow enough for every server's join path (Colyseus matchmakes over HTTP). */
 const RAMP = 200
 
@@ -237,9 +240,14 @@ async function capacity(name: ServerName, tickHz: number, plan: Plan): Promise<C
   let stop = `reached the last step (${plan.capacitySteps.at(-1)} players)`
   let capacity = 0
   let bounded = true
+  let broken: string | null = null
+  let past = 0
   const run = await load(name, srv, tickHz, plan)
   try {
     for (const target of plan.capacitySteps) {
+      // Past the limit, the ramp goes on for OVERLOAD_STEPS more steps: what the server does overloaded
+      // (latency, skips) is part of the comparison, and so is its CPU at the next players counts.
+      if (broken !== null && past++ >= OVERLOAD_STEPS) break
       await run.add(target - run.asked, RAMP)
       const t = run.totals()
       if (t.failed > Math.max(5, 0.01 * run.asked)) {
@@ -254,19 +262,24 @@ async function capacity(name: ServerName, tickHz: number, plan: Plan): Promise<C
           `${w.cpuUsPerPlayerTick.toFixed(2)} us/player-tick (user ${w.cpuUserUsPerPlayerTick.toFixed(2)}), bots ${w.botUsPerFrame.toFixed(2)} us/frame, load CPUs ${(100 * w.loadCpuBusy).toFixed(0)}% busy, others on server CPUs ${(100 * w.serverCpuOthers).toFixed(0)}%${w.invalid !== null ? ' INVALID' : ''}`,
       )
       const why = overLimit(w, target, tickHz)
-      if (why !== null) {
-        stop = why
-        // A saturated load generator says nothing about the server: capacity is then only a lower bound.
-        if (w.invalid !== null) bounded = false
+      if (w.invalid !== null) {
+        // A saturated load generator (or a shared server CPU) says nothing about the server: stop; if the
+        // limit was not found before it, the capacity is only a lower bound.
+        if (broken === null) {
+          stop = why ?? w.invalid
+          bounded = false
+        }
         break
       }
-      capacity = target
+      if (why !== null && broken === null) broken = stop = why
+      if (why === null && broken === null) capacity = target
+      if (w.players < 0.5 * target) break // most bots gone: nothing more to learn
     }
   } finally {
     await run.stop()
     await srv.stop()
   }
-  if (steps.length === plan.capacitySteps.length && overLimit((steps.at(-1) as { window: WindowStats }).window, plan.capacitySteps.at(-1) as number, tickHz) === null) bounded = false
+  if (broken === null && bounded && steps.length === plan.capacitySteps.length) bounded = false // passed the last step
   return { server: name, tickHz, steps, stop, capacity, atLeast: !bounded }
 }
 

@@ -189,7 +189,9 @@ export const colyseusAdapter = {
     /** @type {import('../../load/adapter.js').Bot} */
     const bot = {
       input(seq, mx, my) {
-        if (room.connection.isOpen) room.send('input', { seq, mx, my })
+        if (!room.connection.isOpen) return
+        room.send('input', { seq, mx, my })
+        events.sent?.(false)
       },
       pause: () => socket()?.pause(),
       resume: () => socket()?.resume(),

@@ -76,7 +76,9 @@ export const wsJsonAdapter: Adapter = {
       const socket = (): { pause(): void; resume(): void } | undefined => (ws as unknown as { _socket?: { pause(): void; resume(): void } })._socket
       const bot: Bot = {
         input(seq, mx, my) {
-          if (ws.readyState === WebSocket.OPEN) ws.send(`{"type":"input","seq":${seq},"mx":${mx},"my":${my}}`)
+          if (ws.readyState !== WebSocket.OPEN) return
+          ws.send(`{"type":"input","seq":${seq},"mx":${mx},"my":${my}}`)
+          events.sent?.(false)
         },
         pause: () => socket()?.pause(),
         resume: () => socket()?.resume(),
