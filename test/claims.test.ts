@@ -66,8 +66,17 @@ t.test('Redis with direct ports the kernel picks: each node record names the por
   t.teardown(() => {
     for (const f of friends) f.close()
   })
-  const counts = await Promise.all(friends.map((f) => new Promise<number>((resolve) => {
-    f.on('pong', (_rtt, n) => resolve(n))
+  // A friend closed instead of answering fails here with its close code, not as a 120 s timeout.
+  const counts = await Promise.all(friends.map((f, i) => new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`friend ${i} got no PONG within 30 s and was not closed`)), 30_000)
+    f.on('pong', (_rtt, n) => {
+      clearTimeout(timer)
+      resolve(n)
+    })
+    f.on('close', (code, reason, name) => {
+      clearTimeout(timer)
+      reject(new Error(`friend ${i} was closed ${code} ${name ?? ''} ${reason}`))
+    })
     f.ping()
   })))
   t.same(counts, Array(6).fill(6), 'all six in one room')
