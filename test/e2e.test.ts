@@ -10,12 +10,12 @@ import { existsSync, mkdirSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import t from 'tap'
 import { TickwireClient } from '../src/client/index.js'
+import { launchChromium } from './helpers/browser.js'
 import { sample, startTest, waitFor } from './helpers/server.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const outDir = fileURLToPath(new URL('./output/', import.meta.url))
 
 interface PageState {
@@ -80,26 +80,13 @@ t.test('the server serves the built page safely: fixed types, caching, 404s, no 
 })
 
 t.test('two browser pages play together in one room', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const why = `no browser at ${CHROMIUM}: apt-get install chromium (bash .ci/run does)`
-    if (process.env.TICKWIRE_REQUIRE_BROWSER === '1') return t.fail(why)
-    return t.pass('browser end-to-end test', { skip: why })
-  }
+  const browser = await launchChromium(t, 'browser end-to-end test')
+  if (!browser) return
   // One room, a large area of interest: each avatar sees the other wherever they spawn.
   const tw = await startTest({ aoiRadius: 5000, maxVisible: 256, resumeWindow: 10 })
   t.teardown(() => tw.stop())
   const base = `http://127.0.0.1:${tw.port}`
   const info = (await (await fetch(`${base}/info`)).json()) as { world: { width: number } }
-  let browser: Browser
-  try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    })
-  } catch (err) {
-    return t.fail(`Chromium at ${CHROMIUM} did not start: ${(err as Error).message}`)
-  }
-  t.teardown(() => browser.close())
   const errors: string[] = []
   const open = async (name: string) => {
     const page = await (await browser.newContext({ viewport: { width: 960, height: 640 } })).newPage()
@@ -173,11 +160,8 @@ t.test('two browser pages play together in one room', async (t) => {
 })
 
 t.test('a page of another origin cannot open a game socket (cross-site WebSocket hijacking), a listed origin can', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    const why = `no browser at ${CHROMIUM}: apt-get install chromium (bash .ci/run does)`
-    if (process.env.TICKWIRE_REQUIRE_BROWSER === '1') return t.fail(why)
-    return t.pass('cross-origin browser test', { skip: why })
-  }
+  const browser = await launchChromium(t, 'cross-origin browser test')
+  if (!browser) return
   // The attacker's page: served from another port of the same host, so another origin; it tries to join the victim's room.
   const attacker = createServer((req, res) => {
     const target = new URL(req.url ?? '/', 'http://x').searchParams.get('target') ?? ''
@@ -195,11 +179,6 @@ t.test('a page of another origin cannot open a game socket (cross-site WebSocket
   await new Promise<void>((r) => attacker.listen(0, '127.0.0.1', () => r()))
   t.teardown(() => attacker.close())
   const attackerOrigin = `http://127.0.0.1:${(attacker.address() as AddressInfo).port}`
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
-  t.teardown(() => browser.close())
   const attempt = async (wsUrl: string) => {
     const page = await browser.newPage()
     await page.goto(`${attackerOrigin}/?target=${encodeURIComponent(wsUrl)}`)

@@ -13,20 +13,19 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
 import { request } from 'node:http'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser } from 'playwright-core'
 import t from 'tap'
 import { CloseCode } from '../proto/index.js'
 import { TickwireClient } from '../src/client/index.js'
 import { ConfigError, parseConfig } from '../src/config.js'
 import type { MonitorState } from '../src/monitor/http.js'
 import { DisconnectLog, TickWindow } from '../src/monitor/local.js'
+import { launchChromium } from './helpers/browser.js'
 import { startCluster } from './helpers/cluster.js'
 import { freeDirectPort } from './helpers/lb.js'
 import { startMachine } from './helpers/machines.js'
 import { REDIS_SERVER, startRedis } from './helpers/redis.js'
 import { freePort, sample, startTest, waitFor } from './helpers/server.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const TOKEN = 'monitor-test-token-4f1c9a'
 const main = fileURLToPath(new URL('../dist/src/main.js', import.meta.url))
 const outDir = fileURLToPath(new URL('./output/', import.meta.url))
@@ -193,21 +192,8 @@ t.test('a two-worker supervisor: API and the page in Chromium', async (t) => {
   t.same(frozen.workers.map((w) => w.up), [true, false], 'the stopped worker is shown not answering')
   t.same(frozen.rooms.map((r) => r.id).sort(), s.rooms.map((r) => r.id).sort(), 'its rooms stay listed (its last answer)')
 
-  if (!existsSync(CHROMIUM)) {
-    const why = `no browser at ${CHROMIUM}: apt-get install chromium (bash .ci/run does)`
-    if (process.env.TICKWIRE_REQUIRE_BROWSER === '1') return t.fail(why)
-    return t.pass('the monitor page in a browser', { skip: why })
-  }
-  let browser: Browser
-  try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    })
-  } catch (err) {
-    return t.fail(`Chromium at ${CHROMIUM} did not start: ${(err as Error).message}`)
-  }
-  t.teardown(() => browser.close())
+  const browser = await launchChromium(t, 'the monitor page in a browser')
+  if (!browser) return
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage()
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))

@@ -6,7 +6,7 @@
  */
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { unpack } from 'msgpackr'
 import { CloseCode, MsgType, PROTOCOL_VERSION, decodeServerMessage, encodePing, newClientMessage, parseClientMessage } from '../proto/index.js'
@@ -26,6 +26,20 @@ function open(url: string, localAddress?: string): Promise<{ ws: BotSocket; seen
     message: (d) => seen.messages.push(Uint8Array.from(d)), // a view into a reused chunk: copy to keep
     close: (code, reason) => (seen.closed = { code, reason }),
   }).then((ws) => ({ ws, seen }))
+}
+
+/** A `ws` server on a free loopback port (closed in t's teardown) and our client connected to it: both ends. */
+async function wsPair(t: Test): Promise<{ ws: BotSocket; seen: Seen; s: WebSocket }> {
+  const http = createServer()
+  const wss = new WebSocketServer({ server: http, perMessageDeflate: false })
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r))
+  t.teardown(() => {
+    wss.close()
+    http.close()
+  })
+  const server = new Promise<WebSocket>((resolve) => wss.on('connection', resolve))
+  const { ws, seen } = await open(`ws://127.0.0.1:${(http.address() as AddressInfo).port}/`)
+  return { ws, seen, s: await server }
 }
 
 t.test('against tickwire: WELCOME, STATE frames, sparse acks in place, PING/PONG, a close code with its reason', async (t) => {
@@ -97,25 +111,11 @@ t.test('a refused upgrade rejects with the HTTP status', async (t) => {
 })
 
 t.test('against ws: fragments, pings, split chunks, 16- and 64-bit lengths, a close without a code', async (t) => {
-  const http = createServer()
-  const wss = new WebSocketServer({ server: http, perMessageDeflate: false })
-  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r))
-  t.teardown(() => {
-    wss.close()
-    http.close()
-  })
-  const port = (http.address() as AddressInfo).port
   const got: Buffer[] = []
   let pongs = 0
-  const server = new Promise<WebSocket>((resolve) =>
-    wss.on('connection', (s) => {
-      s.on('message', (d: Buffer) => got.push(d))
-      s.on('pong', () => pongs++)
-      resolve(s)
-    }),
-  )
-  const { ws, seen } = await open(`ws://127.0.0.1:${port}/`)
-  const s = await server
+  const { ws, seen, s } = await wsPair(t)
+  s.on('message', (d: Buffer) => got.push(d))
+  s.on('pong', () => pongs++)
   const big = Buffer.alloc(70_000, 7) // over 65,535: a 64-bit length
   const mid = Buffer.alloc(300, 3) // a 16-bit length
   s.send(Buffer.from([1, 2]), { fin: false, binary: true })
@@ -144,17 +144,7 @@ t.test('against ws: fragments, pings, split chunks, 16- and 64-bit lengths, a cl
 })
 
 t.test('a cut connection reports 1006; pause stops reading until resume', async (t) => {
-  const http = createServer()
-  const wss = new WebSocketServer({ server: http, perMessageDeflate: false })
-  await new Promise<void>((r) => http.listen(0, '127.0.0.1', r))
-  t.teardown(() => {
-    wss.close()
-    http.close()
-  })
-  const port = (http.address() as AddressInfo).port
-  const server = new Promise<WebSocket>((resolve) => wss.on('connection', resolve))
-  const { ws, seen } = await open(`ws://127.0.0.1:${port}/`)
-  const s = await server
+  const { ws, seen, s } = await wsPair(t)
   ws.pause()
   s.send(Buffer.from([9]))
   await new Promise((r) => setTimeout(r, 200))

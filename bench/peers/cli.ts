@@ -62,3 +62,35 @@ export function parsePeerArgs(argv: readonly string[]): PeerOptions {
   }
   return out as unknown as PeerOptions
 }
+
+/**
+ * A peer's entry point: parses argv (a bad flag: its message, exit 2), starts
+ * the server, prints `listening <port>`, and on SIGTERM or SIGINT closes it
+ * and exits 0. Any other failure: its message, exit 1.
+ */
+export function runPeer<O>(name: string, parse: (argv: readonly string[]) => O, start: (opts: O) => Promise<{ readonly port: number; close(): Promise<void> }>): void {
+  let opts: O
+  try {
+    opts = parse(process.argv.slice(2))
+  } catch (err) {
+    process.stderr.write(`${name}: ${(err as Error).message}\n`)
+    process.exit(2)
+  }
+  start(opts).then(
+    (server) => {
+      const stop = (): void => {
+        server.close().then(
+          () => process.exit(0),
+          () => process.exit(0),
+        )
+      }
+      process.once('SIGTERM', stop)
+      process.once('SIGINT', stop)
+      process.stdout.write(`listening ${server.port}\n`)
+    },
+    (err: unknown) => {
+      process.stderr.write(`${name}: ${err instanceof Error ? err.message : String(err)}\n`)
+      process.exit(1)
+    },
+  )
+}

@@ -19,7 +19,7 @@ import { pathToFileURL } from 'node:url'
 import { PROTOCOL_VERSION, MsgType, encodeWelcome } from '../../../proto/index.js'
 import { arena } from '../../../src/games/arena.js'
 import uWS, { assertNativeUws, type WebSocket } from '../../../src/net/uws.js'
-import { parsePeerArgs, type PeerOptions } from '../cli.js'
+import { parsePeerArgs, runPeer, type PeerOptions } from '../cli.js'
 import { PeerMetrics, serveMetrics } from '../metrics.js'
 
 /** tickwire's default --ack-window and --history-ticks: the bots ack the floor as they ack tickwire. */
@@ -162,6 +162,11 @@ export async function startFloor(opts: FloorOptions): Promise<FloorServer> {
   const start = performance.now()
   let k = 0
   let timer: NodeJS.Timeout
+  // One cork callback for every send, as tickwire's FrameSender has: no closure per socket per tick.
+  let corked: WebSocket<Player> | null = null
+  const send = (): void => {
+    ;(corked as WebSocket<Player>).send(frame, true)
+  }
   const tick = (): void => {
     const t0 = performance.now()
     k++
@@ -172,7 +177,8 @@ export async function startFloor(opts: FloorOptions): Promise<FloorServer> {
         continue
       }
       put32(frame, SEQ_AT, ws.getUserData().seq)
-      ws.cork(() => ws.send(frame, true))
+      corked = ws
+      ws.cork(send)
       n.frames++
       n.sentBytes += frame.length
     }
@@ -213,29 +219,4 @@ export function parseFloorArgs(argv: readonly string[]): FloorOptions {
   return { ...parsePeerArgs(rest), frameBytes }
 }
 
-async function main(): Promise<void> {
-  let opts: FloorOptions
-  try {
-    opts = parseFloorArgs(process.argv.slice(2))
-  } catch (err) {
-    process.stderr.write(`floor peer: ${(err as Error).message}\n`)
-    process.exit(2)
-  }
-  const server = await startFloor(opts)
-  const stop = (): void => {
-    server.close().then(
-      () => process.exit(0),
-      () => process.exit(0),
-    )
-  }
-  process.once('SIGTERM', stop)
-  process.once('SIGINT', stop)
-  process.stdout.write(`listening ${server.port}\n`)
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`floor peer: ${err instanceof Error ? err.message : String(err)}\n`)
-    process.exit(1)
-  })
-}
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) runPeer('floor peer', parseFloorArgs, startFloor)

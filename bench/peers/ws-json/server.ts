@@ -15,7 +15,7 @@ import { pathToFileURL } from 'node:url'
 import { WebSocketServer, WebSocket, type RawData } from 'ws'
 import { arena, arenaLayout } from '../../../src/games/arena.js'
 import { Rooms, type Room, type Seat } from '../../../src/sim/room.js'
-import { parsePeerArgs, type PeerOptions } from '../cli.js'
+import { parsePeerArgs, runPeer, type PeerOptions } from '../cli.js'
 import { PeerMetrics, serveMetrics } from '../metrics.js'
 import { CLOSE_GOING_AWAY, CLOSE_REFUSED, MAX_CLIENT_MESSAGE, MAX_NAME, MAX_ROOM_ID, type EntityState, type Input, type Welcome } from './protocol.js'
 
@@ -249,29 +249,4 @@ function isInt(v: unknown, min: number, max: number): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max
 }
 
-async function main(): Promise<void> {
-  let opts: PeerOptions
-  try {
-    opts = parsePeerArgs(process.argv.slice(2))
-  } catch (err) {
-    process.stderr.write(`ws-json peer: ${(err as Error).message}\n`)
-    process.exit(2)
-  }
-  const server = await startWsJson(opts)
-  const stop = (): void => {
-    server.close().then(
-      () => process.exit(0),
-      () => process.exit(0),
-    )
-  }
-  process.once('SIGTERM', stop)
-  process.once('SIGINT', stop)
-  process.stdout.write(`listening ${server.port}\n`)
-}
-
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`ws-json peer: ${err instanceof Error ? err.message : String(err)}\n`)
-    process.exit(1)
-  })
-}
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) runPeer('ws-json peer', parsePeerArgs, startWsJson)
